@@ -1,0 +1,286 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A worker holds sockets for the parent: in the parent's own process when
+// they fit under its file limit, otherwise in child processes of the same
+// binary (`sessionhub bench worker`). Parent and worker speak JSON lines:
+// commands on the worker's stdin, events on its stdout.
+
+// Conn describes one socket to open.
+type Conn struct {
+	URL       string   `json:"url"` // ws://host:port/ws
+	Token     string   `json:"token"`
+	SessionID string   `json:"sid"`
+	Subscribe []string `json:"sub,omitempty"`
+}
+
+type command struct {
+	Op          string `json:"op"` // open, stats, closeall
+	Conns       []Conn `json:"conns,omitempty"`
+	Concurrency int    `json:"concurrency,omitempty"`
+	Sources     int    `json:"sources,omitempty"`
+}
+
+type event struct {
+	Op        string         `json:"op"` // opened, closed, stats, done
+	OK        int            `json:"ok,omitempty"`
+	Failed    int            `json:"failed,omitempty"`
+	Errors    []string       `json:"errors,omitempty"`
+	Handshake []int64        `json:"handshake_ns,omitempty"`
+	SessionID string         `json:"sid,omitempty"`
+	Code      int            `json:"code,omitempty"`
+	At        int64          `json:"at,omitempty"` // unix ns
+	Open      int            `json:"open,omitempty"`
+	Messages  int64          `json:"messages,omitempty"`
+	Latency   []int64        `json:"latency_ns,omitempty"`
+	Codes     map[string]int `json:"codes,omitempty"`
+}
+
+// latencySample caps how many delivery latencies one worker keeps; past it,
+// every other one is dropped (a uniform thinning good enough for p99).
+const latencySample = 200_000
+
+type workerState struct {
+	mu      sync.Mutex
+	out     *json.Encoder
+	conns   []*websocket.Conn
+	live    atomic.Int64
+	msgs    atomic.Int64
+	lat     []int64
+	keepOne int // keep 1 of keepOne latencies
+	seen    int
+	codes   map[string]int
+	clients []*http.Client
+	wg      sync.WaitGroup
+}
+
+func (w *workerState) emit(e event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.out.Encode(e)
+}
+
+// RunWorker serves commands from r and writes events to out until r ends or
+// a closeall command is done.
+func RunWorker(ctx context.Context, r io.Reader, out io.Writer) error {
+	bw := bufio.NewWriter(out)
+	w := &workerState{out: json.NewEncoder(flushWriter{bw}), keepOne: 1, codes: map[string]int{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	for sc.Scan() {
+		var c command
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			return fmt.Errorf("worker: bad command: %w", err)
+		}
+		switch c.Op {
+		case "open":
+			w.openAll(ctx, c)
+		case "stats":
+			w.mu.Lock()
+			e := event{Op: "stats", Open: int(w.live.Load()), Messages: w.msgs.Load(), Latency: w.lat, Codes: w.codes}
+			w.lat = nil
+			w.mu.Unlock()
+			w.msgs.Store(0)
+			w.emit(e)
+		case "closeall":
+			w.mu.Lock()
+			conns := w.conns
+			w.conns = nil
+			w.mu.Unlock()
+			for _, c := range conns {
+				c.CloseNow()
+			}
+			w.wg.Wait()
+			w.emit(event{Op: "done"})
+			return nil
+		default:
+			return fmt.Errorf("worker: unknown op %q", c.Op)
+		}
+	}
+	return sc.Err()
+}
+
+type flushWriter struct{ w *bufio.Writer }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+	}
+	return n, err
+}
+
+// clientsFor returns HTTP clients dialing from distinct loopback source
+// addresses, so that many sockets to one server port do not exhaust one
+// source address's ephemeral ports.
+func clientsFor(sources int) []*http.Client {
+	if sources < 1 {
+		sources = 1
+	}
+	cs := make([]*http.Client, sources)
+	for i := range cs {
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		if sources > 1 {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(2+i%250))}
+		}
+		cs[i] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: -1}}
+	}
+	return cs
+}
+
+func (w *workerState) openAll(ctx context.Context, c command) {
+	if w.clients == nil {
+		w.clients = clientsFor(c.Sources)
+	}
+	conc := max(1, c.Concurrency)
+	sem := make(chan struct{}, conc)
+	var mu sync.Mutex
+	res := event{Op: "opened"}
+	var wg sync.WaitGroup
+	for i, cn := range c.Conns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cl := w.clients[i%len(w.clients)]
+			if !isLoopback(cn.URL) {
+				cl = http.DefaultClient
+			}
+			d, err := w.open(ctx, cl, cn)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Failed++
+				if len(res.Errors) < 5 {
+					res.Errors = append(res.Errors, err.Error())
+				}
+				return
+			}
+			res.OK++
+			res.Handshake = append(res.Handshake, int64(d))
+		}()
+	}
+	wg.Wait()
+	w.emit(res)
+}
+
+func isLoopback(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(p.Hostname())
+	return ip != nil && ip.IsLoopback()
+}
+
+// open dials one socket, waits for its welcome (and the acks of its
+// subscriptions) and starts its reader. It returns the handshake latency:
+// dial to welcome.
+func (w *workerState) open(ctx context.Context, cl *http.Client, cn Conn) (time.Duration, error) {
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, cn.URL, &websocket.DialOptions{
+		HTTPClient:   cl,
+		Subprotocols: []string{"sessionhub.v1", "bearer." + cn.Token},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dial: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	var first struct {
+		Type string `json:"type"`
+	}
+	_, msg, err := ws.Read(dctx)
+	if err != nil || json.Unmarshal(msg, &first) != nil || first.Type != "welcome" {
+		ws.CloseNow()
+		return 0, fmt.Errorf("no welcome frame: %v", err)
+	}
+	d := time.Since(start)
+	for i, ch := range cn.Subscribe {
+		id := fmt.Sprintf("s%d", i)
+		req, _ := json.Marshal(map[string]string{"type": "subscribe", "channel": ch, "id": id})
+		if err := ws.Write(dctx, websocket.MessageText, req); err != nil {
+			ws.CloseNow()
+			return 0, fmt.Errorf("subscribe: %w", err)
+		}
+		_, msg, err := ws.Read(dctx)
+		if err != nil || !strings.Contains(string(msg), `"ack"`) {
+			ws.CloseNow()
+			return 0, fmt.Errorf("subscribe %s refused: %s %v", ch, msg, err)
+		}
+	}
+	w.mu.Lock()
+	w.conns = append(w.conns, ws)
+	w.mu.Unlock()
+	w.live.Add(1)
+	w.wg.Add(1)
+	go w.read(ctx, ws, cn.SessionID)
+	return d, nil
+}
+
+// read consumes frames until the socket closes, timing deliveries whose
+// data carries the publisher's clock as {"t": unix ns}, and reports the
+// close code and instant.
+func (w *workerState) read(ctx context.Context, ws *websocket.Conn, sid string) {
+	defer w.wg.Done()
+	var m struct {
+		Type string `json:"type"`
+		Data struct {
+			T int64 `json:"t"`
+		} `json:"data"`
+	}
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			at := time.Now().UnixNano()
+			w.live.Add(-1)
+			code := int(websocket.CloseStatus(err))
+			w.mu.Lock()
+			w.codes[fmt.Sprint(code)]++
+			w.mu.Unlock()
+			w.emit(event{Op: "closed", SessionID: sid, Code: code, At: at})
+			return
+		}
+		m.Type, m.Data.T = "", 0
+		if json.Unmarshal(msg, &m) != nil || m.Type != "message" {
+			continue
+		}
+		w.msgs.Add(1)
+		if m.Data.T == 0 {
+			continue
+		}
+		lat := time.Now().UnixNano() - m.Data.T
+		w.mu.Lock()
+		w.seen++
+		if w.seen%w.keepOne == 0 {
+			w.lat = append(w.lat, lat)
+			if len(w.lat) >= latencySample {
+				// Thin to half and keep one in twice as many from now on.
+				for i := 0; i < len(w.lat)/2; i++ {
+					w.lat[i] = w.lat[2*i]
+				}
+				w.lat = w.lat[:len(w.lat)/2]
+				w.keepOne *= 2
+			}
+		}
+		w.mu.Unlock()
+	}
+}
