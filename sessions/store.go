@@ -215,7 +215,9 @@ func (s *Store) lookup(ctx context.Context, id string) (*Session, error) {
 		if !sess.Live(now) {
 			// Idle or absolute expiry reached on our clock before the
 			// hot TTL fired: remove it so nothing reads it again.
-			_ = s.hot.Delete(ctx, sess.UserID, sess.ID)
+			dctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
+			_ = s.hot.Delete(dctx, sess.UserID, sess.ID)
+			cancel()
 			return nil, ErrNotFound
 		}
 		return sess, nil
@@ -232,6 +234,12 @@ func (s *Store) lookup(ctx context.Context, id string) (*Session, error) {
 // (singleflight) and puts a live session back into the hot backend.
 func (s *Store) restore(ctx context.Context, id string, hotUp bool) (*Session, error) {
 	v, err, _ := s.flight.Do(id, func() (any, error) {
+		// A flight for id that ended between our negative-cache check and
+		// this one has just cached the miss: without this re-check a
+		// concurrent flood of one unknown id would read Postgres twice.
+		if s.neg.has(id, s.cfg.Now()) {
+			return nil, ErrNotFound
+		}
 		s.durableQ.Add(1)
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.DurableTimeout)
 		defer cancel()
@@ -286,7 +294,9 @@ func (s *Store) Touch(ctx context.Context, sess *Session) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
 	defer cancel()
-	if err := s.hot.Touch(hctx, t, sess.MaxAge(now)); err != nil {
+	// ErrNotFound: revoked or lapsed meanwhile; nothing to slide, and not
+	// a failure of the backend.
+	if err := s.hot.Touch(hctx, t, sess.MaxAge(now)); err != nil && !errors.Is(err, ErrNotFound) {
 		s.hotFail.Add(1)
 	}
 }
