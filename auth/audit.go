@@ -1,0 +1,123 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// EventType is an auth_events.type value (API.md, Admin routes).
+type EventType string
+
+const (
+	EventSignup          EventType = "signup"
+	EventLoginSucceeded  EventType = "login_succeeded"
+	EventLoginFailed     EventType = "login_failed"
+	EventSessionCreated  EventType = "session_created"
+	EventSessionRevoked  EventType = "session_revoked"
+	EventRefreshRotated  EventType = "refresh_rotated"
+	EventRefreshReuse    EventType = "refresh_reuse"
+	EventPasswordChanged EventType = "password_changed"
+	EventIdentityLinked  EventType = "identity_linked"
+	EventAdminAction     EventType = "admin_action"
+)
+
+// AuditEvent is one row of the append-only audit log. SessionID is the
+// public session id; no field ever holds a secret. Detail must be a JSON
+// object's worth of values (nil is {}).
+type AuditEvent struct {
+	ID        int64
+	At        time.Time
+	Type      EventType
+	UserID    string // "" → NULL
+	SessionID string // "" → NULL
+	IP        string
+	UserAgent string
+	Detail    map[string]any
+}
+
+// Auditor appends audit events. Implementations are the Postgres table
+// auth_events (NewPostgresAuditor) and a memory log (NewMemoryAuditor).
+type Auditor interface {
+	Record(ctx context.Context, e AuditEvent) error
+}
+
+// pgAuditor writes auth_events rows.
+type pgAuditor struct{ pool *pgxpool.Pool }
+
+// NewPostgresAuditor returns an Auditor on the auth_events table.
+func NewPostgresAuditor(pool *pgxpool.Pool) Auditor { return &pgAuditor{pool: pool} }
+
+const sqlInsertEvent = `
+INSERT INTO auth_events (at, type, user_id, session_id, ip, user_agent, detail)
+VALUES ($1, $2, nullif($3, '')::uuid, nullif($4, ''), $5, $6, $7)`
+
+func (a *pgAuditor) Record(ctx context.Context, e AuditEvent) error {
+	detail := e.Detail
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return fmt.Errorf("auth: audit detail: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
+	if _, err := a.pool.Exec(ctx, sqlInsertEvent, e.At, string(e.Type), e.UserID, e.SessionID, e.IP, e.UserAgent, b); err != nil {
+		return pgWrap("audit", err)
+	}
+	return nil
+}
+
+// MemoryAuditor keeps events in memory (embedded mode and tests).
+type MemoryAuditor struct {
+	mu     sync.Mutex
+	events []AuditEvent
+	next   int64
+}
+
+// maxMemoryEvents bounds the embedded mode's log; older events are dropped
+// (the embedded mode keeps nothing across restarts anyway).
+const maxMemoryEvents = 100_000
+
+// NewMemoryAuditor returns an empty in-memory audit log.
+func NewMemoryAuditor() *MemoryAuditor { return &MemoryAuditor{} }
+
+// Record appends e.
+func (m *MemoryAuditor) Record(_ context.Context, e AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.events) >= maxMemoryEvents {
+		m.events = append(m.events[:0], m.events[len(m.events)/2:]...)
+	}
+	m.next++
+	e.ID = m.next
+	e.Detail = maps.Clone(e.Detail)
+	m.events = append(m.events, e)
+	return nil
+}
+
+// Events returns a copy of the log, oldest first.
+func (m *MemoryAuditor) Events() []AuditEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]AuditEvent(nil), m.events...)
+}
+
+// audit records e, filling At; a failure is logged, never returned: the
+// user-visible outcome already happened and must not turn into an error.
+func (s *Server) audit(ctx context.Context, e AuditEvent) {
+	if e.At.IsZero() {
+		e.At = s.now().UTC()
+	}
+	if err := s.auditor.Record(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("audit event lost", slog.String("type", string(e.Type)),
+			slog.String("session_id", e.SessionID), slog.Any("err", err))
+	}
+}
