@@ -26,6 +26,11 @@ func (s *Server) Routes(r chi.Router) {
 	r.With(s.withMutation).Post("/session/token", s.handleSessionToken)
 	r.Get("/.well-known/jwks.json", s.handleJWKS)
 
+	// Google login (google.go); 404 when it is not configured.
+	r.With(s.withGoogle).Get("/auth/google/login", s.handleGoogleLogin)
+	r.With(s.withGoogle).Get("/auth/google/callback", s.handleGoogleCallback)
+	r.With(s.withGoogle, s.withSession).Get("/auth/google/link", s.handleGoogleLink)
+
 	s.AdminGET(r, "/admin/users", s.handleAdminUsers)
 	s.AdminGET(r, "/admin/users/{id}/sessions", s.handleAdminUserSessions)
 	s.AdminGET(r, "/admin/stats", s.handleAdminStats)

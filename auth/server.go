@@ -64,6 +64,11 @@ type Config struct {
 	// hubs; default 2s (API.md).
 	AckTimeout time.Duration
 
+	// Google enables Google login (GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET,
+	// SESSIONHUB_OIDC_ISSUER); the zero value leaves it off (404). Its
+	// PublicURL defaults to PublicURL above.
+	Google GoogleConfig
+
 	// Now is the clock; default time.Now. Rate limits and audit times use
 	// it; session expiry uses the Store's own clock.
 	Now func() time.Time
@@ -163,6 +168,7 @@ type Server struct {
 	cop       *http.CrossOriginProtection
 	ips       clientIPs
 	backoff   backoff
+	google    *oidcClient // nil when Google login is off (google.go)
 }
 
 // New validates cfg and deps and returns the Server.
@@ -224,6 +230,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		if err := s.cop.AddTrustedOrigin(o); err != nil {
 			return nil, fmt.Errorf("auth: allowed origin: %w", err)
 		}
+	}
+	if s.google, err = newGoogle(cfg.Google, deps.Redis, deps.RedisPrefix, cfg.Now, s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
