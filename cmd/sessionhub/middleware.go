@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessionhub/sessionhub/sessions"
+)
+
+// maxBody is API.md's request body limit: larger bodies get 413 too_large.
+const maxBody = 64 << 10
+
+// maxHeaderBytes makes the server answer 431 past 16 KiB of request line +
+// headers: net/http allows MaxHeaderBytes plus 4096 bytes of slack.
+const maxHeaderBytes = 16<<10 - 4096
+
+// readHeaderTimeout disconnects a client that has not sent its headers
+// within 10 s (API.md, slowloris).
+const readHeaderTimeout = 10 * time.Second
+
+// sessionCookie is the name of the session cookie; the access log takes the
+// public id from it (the part before the dot), never the secret.
+const sessionCookie = "__Host-sessionhub"
+
+// requestID gives every request an id: a well-formed incoming X-Request-Id
+// (from a proxy) or a fresh one. It is stored under chi's key, so
+// middleware.GetReqID finds it in every package, and echoed in the response.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = sessions.RandomString(12)
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), middleware.RequestIDKey, id)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// validRequestID accepts short ids of safe characters only, so a client
+// cannot put anything else into our logs through the header.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// limitBody answers 413 too_large for a declared body over maxBody and caps
+// the reading of any other body, so no handler reads more than that.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", "request body over 64 KiB")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpMetrics holds sessionhub_http_request_duration_seconds.
+type httpMetrics struct {
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sessionhub_http_request_duration_seconds",
+		Help: "Time to answer an HTTP request, by route pattern, method and status code.",
+		// From 1 ms (a session read from Redis) to 10 s (argon2 under load
+		// or a 503 after the store timeouts).
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route", "method", "code"})}
+	if err := reg.Register(m.duration); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// observe writes one access log line per request and records its duration
+// by route pattern. It logs the route pattern, never the raw path or query
+// string, and only the public id of a presented session.
+func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			d := time.Since(start)
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			route := routePattern(r)
+			method := methodLabel(r.Method)
+			m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+
+			level := slog.LevelInfo
+			if route == "/healthz" || route == "/readyz" {
+				level = slog.LevelDebug // probes every few seconds would drown the log
+			}
+			attrs := []slog.Attr{
+				slog.String("method", method),
+				slog.String("route", route),
+				slog.Int("status", status),
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+				slog.Int("bytes", ww.BytesWritten()),
+				slog.String("request_id", middleware.GetReqID(r.Context())),
+			}
+			if id := presentedSessionID(r); id != "" {
+				attrs = append(attrs, slog.String("session_id", id))
+			}
+			log.LogAttrs(r.Context(), level, "http request", attrs...)
+		})
+	}
+}
+
+// routePattern is the matched chi pattern ("/sessions/{id}"), or
+// "unmatched", so the metric's label set stays bounded.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// methodLabel bounds the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
+// presentedSessionID returns the public id of the session token the request
+// carries (cookie or "Authorization: Session"), when it has the shape of
+// one. It is what the client presented, not proof of a live session.
+func presentedSessionID(r *http.Request) string {
+	raw := ""
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		raw = c.Value
+	} else if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Session "); ok {
+		raw = v
+	}
+	id, _, _ := strings.Cut(raw, ".")
+	if !sessions.ValidID(id) {
+		return ""
+	}
+	return id
+}
+
+// writeJSONError writes API.md's error body.
+func writeJSONError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": message})
+}
