@@ -69,6 +69,13 @@ func hSetup(t testing.TB, opts ...hOpt) *hBundle {
 	rdb, prefix := testenv.Redis(t)
 	pool := testenv.Postgres(t)
 	clock := &hClock{now: time.Now().UTC().Truncate(time.Microsecond)}
+	return hNode(t, rdb, prefix, pool, clock, opts...)
+}
+
+// hNode builds one node on the given stores; two nodes on the same stores
+// are two replicas behind a load balancer.
+func hNode(t testing.TB, rdb *redis.Client, prefix string, pool *pgxpool.Pool, clock *hClock, opts ...hOpt) *hBundle {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	hot := sessions.NewRedis(rdb, prefix)
 	store, err := sessions.New(sessions.Config{Now: clock.Now, Logger: log}, hot, sessions.NewPostgres(pool), hot)
