@@ -86,10 +86,10 @@ func runContract(t *testing.T, setup setupFunc) {
 		bad := []string{
 			"", ".", "abc", tok.ID, tok.ID + ".", "." + tok.Secret,
 			tok.ID + "." + strings.TrimPrefix(tok.Secret, sessions.SecretPrefix), // no shs_
-			tok.ID + "." + tok.Secret + "A",                                       // too long
-			tok.ID + "." + tok.Secret[:len(tok.Secret)-1],                         // too short
-			tok.ID + "." + tok.Secret[:len(tok.Secret)-1] + "!",                   // not base64url
-			tok.ID + "x." + tok.Secret,                                            // id too long
+			tok.ID + "." + tok.Secret + "A",                                      // too long
+			tok.ID + "." + tok.Secret[:len(tok.Secret)-1],                        // too short
+			tok.ID + "." + tok.Secret[:len(tok.Secret)-1] + "!",                  // not base64url
+			tok.ID + "x." + tok.Secret,                                           // id too long
 			strings.Replace(tok.String(), ".", "..", 1),
 			tok.ID + " ." + tok.Secret,
 			"shr_" + tok.String(),
