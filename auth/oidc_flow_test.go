@@ -26,8 +26,8 @@ type flowRig struct {
 func newFlowRig(t *testing.T) (*flowRig, func(u *oidcUser)) {
 	t.Helper()
 	m := startProvider(t)
-	rp := httptest.NewUnstartedServer(nil)
-	rp.Start()
+	late := &lateHandler{}
+	rp := httptest.NewServer(late)
 	t.Cleanup(rp.Close)
 	c, err := newOIDCClient(GoogleConfig{
 		ClientID: m.ClientID, ClientSecret: m.ClientSecret, Issuer: m.Issuer(),
@@ -58,7 +58,7 @@ func newFlowRig(t *testing.T) (*flowRig, func(u *oidcUser)) {
 		}
 		_ = json.NewEncoder(w).Encode(cl)
 	})
-	rp.Config.Handler = mux
+	late.set(mux)
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	tr := &http.Transport{}

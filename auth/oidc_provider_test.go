@@ -22,6 +22,9 @@ type oidcUser struct {
 	Name          string
 	// Audience, when set, replaces the client id in the ID token's aud.
 	Audience string
+	// Nonce, when set, replaces the nonce the client sent (an ID token
+	// minted for another flow).
+	Nonce string
 }
 
 func (u *oidcUser) ID() string { return u.Sub }
@@ -49,6 +52,9 @@ func (u *oidcUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims,
 	}
 	if base.Nonce != "" {
 		c["nonce"] = base.Nonce
+	}
+	if u.Nonce != "" {
+		c["nonce"] = u.Nonce
 	}
 	if u.HD != "" {
 		c["hd"] = u.HD

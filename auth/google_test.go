@@ -1,0 +1,637 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/oauth2-proxy/mockoidc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionhub/sessionhub/sessions"
+)
+
+// googleRig is the auth server of hSetup (auth.New on real Postgres and
+// Redis, fake clock) whose Google login points at a real OIDC provider on
+// 127.0.0.1. The browser reaches the server through public, the server's
+// SESSIONHUB_PUBLIC_URL, so the provider's redirects land on it for real.
+type googleRig struct {
+	*hBundle
+	provider *mockoidc.MockOIDC
+	public   *httptest.Server
+	tr       *http.Transport
+}
+
+func newGoogleRig(t *testing.T, withGoogle bool) *googleRig {
+	t.Helper()
+	late := &lateHandler{}
+	public := httptest.NewServer(late)
+	t.Cleanup(public.Close)
+	g := &googleRig{public: public, tr: &http.Transport{}}
+	t.Cleanup(g.tr.CloseIdleConnections)
+	if withGoogle {
+		g.provider = startProvider(t)
+	}
+	g.hBundle = hSetup(t, func(cfg *Config, _ *Deps) {
+		cfg.PublicURL = public.URL
+		if withGoogle {
+			cfg.Google = GoogleConfig{
+				ClientID: g.provider.ClientID, ClientSecret: g.provider.ClientSecret,
+				Issuer: g.provider.Issuer(), HTTPClient: providerClient(t),
+			}
+		}
+	})
+	r := chi.NewRouter()
+	g.srv.Routes(r)
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "home") })
+	late.set(r)
+	return g
+}
+
+// lateHandler lets a server start (so its URL is known) before the handler
+// that needs the URL exists.
+type lateHandler struct {
+	mu sync.RWMutex
+	h  http.Handler
+}
+
+func (l *lateHandler) set(h http.Handler) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.h = h
+}
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.mu.RLock()
+	h := l.h
+	l.mu.RUnlock()
+	if h == nil {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// queue makes u the next person to sign in at the provider.
+func (g *googleRig) queue(u *oidcUser) { g.provider.QueueUser(u) }
+
+// googleLogins reads sessionhub_auth_logins_total{method="google",result}.
+func (g *googleRig) googleLogins(t *testing.T, result string) float64 {
+	t.Helper()
+	return g.counter(t, "sessionhub_auth_logins_total", map[string]string{"method": "google", "result": result})
+}
+
+func (g *googleRig) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, g.pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+// written counts the rows a refused callback must not have created.
+func (g *googleRig) written(t *testing.T) (users, identities, sess int) {
+	t.Helper()
+	return g.count(t, "SELECT count(*) FROM users"),
+		g.count(t, "SELECT count(*) FROM user_identities"),
+		g.count(t, "SELECT count(*) FROM sessions")
+}
+
+// allEvents returns the types, users and details of the whole audit log,
+// oldest first.
+func (g *googleRig) allEvents(t *testing.T) []AuditEvent {
+	t.Helper()
+	rows, err := g.pool.Query(context.Background(),
+		"SELECT type, coalesce(user_id::text, ''), detail FROM auth_events ORDER BY id")
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []AuditEvent
+	for rows.Next() {
+		var e AuditEvent
+		var typ string
+		require.NoError(t, rows.Scan(&typ, &e.UserID, &e.Detail))
+		e.Type = EventType(typ)
+		out = append(out, e)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// lastEvent returns the newest audit event of type typ.
+func (g *googleRig) lastEvent(t *testing.T, typ EventType) AuditEvent {
+	t.Helper()
+	evs := g.events(t, typ, "")
+	require.NotEmpty(t, evs, "no %s event", typ)
+	return evs[len(evs)-1]
+}
+
+// browser is one person's user agent: a cookie jar, redirects not followed
+// so each hop can be inspected.
+type browser struct {
+	rig *googleRig
+	c   *http.Client
+}
+
+func (g *googleRig) browser(t *testing.T) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &browser{rig: g, c: &http.Client{Jar: jar, Transport: g.tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type reply struct {
+	*http.Response
+	body string
+}
+
+func (r reply) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.body), &m), r.body)
+	return m
+}
+
+// setCookie returns the Set-Cookie line for name, or "".
+func (r reply) setCookie(name string) string {
+	for _, v := range r.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, name+"=") {
+			return v
+		}
+	}
+	return ""
+}
+
+func (b *browser) do(t *testing.T, req *http.Request) reply {
+	t.Helper()
+	resp, err := b.c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return reply{resp, string(body)}
+}
+
+func (b *browser) get(t *testing.T, u string) reply {
+	t.Helper()
+	if strings.HasPrefix(u, "/") {
+		u = b.rig.public.URL + u
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	return b.do(t, req)
+}
+
+// signup creates a password account (hBundle.signup) and logs this
+// browser into it.
+func (b *browser) signup(t *testing.T, email string) string {
+	t.Helper()
+	u := b.rig.signup(t, email)
+	pub, err := url.Parse(b.rig.public.URL)
+	require.NoError(t, err)
+	b.c.Jar.SetCookies(pub, []*http.Cookie{{Name: CookieName, Value: u.token, Path: "/", Secure: true, HttpOnly: true}})
+	return u.id
+}
+
+// whoami returns the user id of this browser's session, or "" on 401.
+func (b *browser) whoami(t *testing.T) string {
+	t.Helper()
+	rep := b.get(t, "/session")
+	if rep.StatusCode == http.StatusUnauthorized {
+		return ""
+	}
+	require.Equal(t, http.StatusOK, rep.StatusCode, rep.body)
+	return rep.json(t)["user"].(map[string]any)["id"].(string)
+}
+
+// authorize starts a flow at start (/auth/google/login or /link), lets the
+// provider authenticate the queued person, and returns the callback URL
+// the provider redirected to, not yet visited.
+func (b *browser) authorize(t *testing.T, start string) *url.URL {
+	t.Helper()
+	rep := b.get(t, start)
+	require.Equal(t, http.StatusFound, rep.StatusCode, rep.body)
+	loc := rep.Header.Get("Location")
+	require.True(t, strings.HasPrefix(loc, b.rig.provider.AuthorizationEndpoint()+"?"), loc)
+	rep = b.get(t, loc)
+	require.Equal(t, http.StatusFound, rep.StatusCode, rep.body)
+	cb, err := url.Parse(rep.Header.Get("Location"))
+	require.NoError(t, err)
+	require.Equal(t, b.rig.public.URL+GoogleCallbackPath, cb.Scheme+"://"+cb.Host+cb.Path)
+	return cb
+}
+
+// google runs a whole flow from start and returns the callback's reply.
+func (b *browser) google(t *testing.T, start string) reply {
+	t.Helper()
+	return b.get(t, b.authorize(t, start).String())
+}
+
+// requireRefused checks a 400-class JSON refusal that set no session.
+func requireRefused(t *testing.T, rep reply, status int, code string) {
+	t.Helper()
+	require.Equal(t, status, rep.StatusCode, rep.body)
+	require.Equal(t, code, rep.json(t)["error"], rep.body)
+	require.Empty(t, rep.setCookie(CookieName), "a refused callback must not set a session")
+	require.Contains(t, rep.setCookie(oidcStateCookie), "Max-Age=0", "the state cookie is consumed")
+}
+
+// TestGoogleLoginEndToEnd walks the real redirects: sessionhub → provider
+// (state, nonce, PKCE S256) → callback → a browser session exactly like a
+// password login's, a new account keyed by (google, sub), audit events and
+// metrics.
+func TestGoogleLoginEndToEnd(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+	b := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-100", Email: "Ann@gmail.com", EmailVerified: true, Name: "Ann"})
+
+	start := b.get(t, "/auth/google/login")
+	require.Equal(t, http.StatusFound, start.StatusCode)
+	to, err := url.Parse(start.Header.Get("Location"))
+	require.NoError(t, err)
+	q := to.Query()
+	require.Equal(t, g.provider.ClientID, q.Get("client_id"))
+	require.Equal(t, "code", q.Get("response_type"))
+	require.Equal(t, "S256", q.Get("code_challenge_method"))
+	require.Equal(t, "openid email profile", q.Get("scope"))
+	require.Equal(t, g.public.URL+GoogleCallbackPath, q.Get("redirect_uri"))
+	require.GreaterOrEqual(t, len(q.Get("state")), 22)
+	require.GreaterOrEqual(t, len(q.Get("nonce")), 22)
+	sc := start.setCookie(oidcStateCookie)
+	for _, attr := range []string{"Path=/", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+		require.Contains(t, sc, attr)
+	}
+	require.NotContains(t, sc, q.Get("state"), "the state cookie is sealed")
+
+	atProvider := b.get(t, to.String())
+	require.Equal(t, http.StatusFound, atProvider.StatusCode, atProvider.body)
+	cb := b.get(t, atProvider.Header.Get("Location"))
+	require.Equal(t, http.StatusFound, cb.StatusCode, cb.body)
+	require.Equal(t, "/", cb.Header.Get("Location"))
+	require.Equal(t, "no-store", cb.Header.Get("Cache-Control"))
+	sess := cb.setCookie(CookieName)
+	for _, attr := range []string{"Path=/", "HttpOnly", "Secure", "SameSite=None", "Max-Age="} {
+		require.Contains(t, sess, attr)
+	}
+	require.NotContains(t, sess, "Domain")
+	require.Contains(t, cb.setCookie(oidcStateCookie), "Max-Age=0")
+
+	// The session is a normal browser session: /session answers with a
+	// CSRF token and the account Google created.
+	me := b.get(t, "/session")
+	require.Equal(t, http.StatusOK, me.StatusCode, me.body)
+	body := me.json(t)
+	require.NotEmpty(t, body["csrf_token"])
+	user := body["user"].(map[string]any)
+	require.Equal(t, "Ann@gmail.com", user["email"])
+	require.Equal(t, "Ann", user["name"])
+	require.Equal(t, "browser", body["session"].(map[string]any)["kind"])
+	uid := user["id"].(string)
+
+	var verified, hasPassword bool
+	require.NoError(t, g.pool.QueryRow(context.Background(),
+		"SELECT email_verified, password_hash IS NOT NULL FROM users WHERE id = $1", uid).Scan(&verified, &hasPassword))
+	require.True(t, verified, "Google said email_verified")
+	require.False(t, hasPassword)
+	require.Equal(t, 1, g.count(t, "SELECT count(*) FROM user_identities WHERE provider = 'google' AND subject = 'g-100' AND user_id = $1", uid))
+
+	var types []string
+	for _, e := range g.allEvents(t) {
+		types = append(types, string(e.Type))
+		require.Equal(t, uid, e.UserID)
+		require.Equal(t, "google", e.Detail["method"], e.Type)
+	}
+	require.Equal(t, []string{"signup", "session_created", "login_succeeded"}, types)
+	require.Equal(t, 1.0, g.googleLogins(t, "success"))
+
+	// Logging in again is the same account, a new session.
+	b2 := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-100", Email: "Ann@gmail.com", EmailVerified: true})
+	require.Equal(t, http.StatusFound, b2.google(t, "/auth/google/login").StatusCode)
+	require.Equal(t, uid, b2.whoami(t))
+	require.Equal(t, 1, g.count(t, "SELECT count(*) FROM users"))
+	require.Equal(t, 2, g.count(t, "SELECT count(*) FROM sessions WHERE user_id = $1", uid))
+}
+
+// TestGoogleCallbackRefusals: every broken callback is a 400 (never a 500)
+// that writes no user, identity or session, and is audited.
+func TestGoogleCallbackRefusals(t *testing.T) {
+	t.Parallel()
+	person := func() *oidcUser { return &oidcUser{Sub: "g-200", Email: "bo@gmail.com", EmailVerified: true} }
+
+	t.Run("wrong state", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		cb := b.authorize(t, "/auth/google/login")
+		q := cb.Query()
+		q.Set("state", strings.Repeat("A", 43))
+		cb.RawQuery = q.Encode()
+		requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+		require.Equal(t, "state_mismatch", g.lastEvent(t, "login_failed").Detail["reason"])
+		require.Equal(t, 1.0, g.googleLogins(t, "failure"))
+	})
+
+	t.Run("missing state", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		requireRefused(t, b.get(t, GoogleCallbackPath+"?code=x"), http.StatusBadRequest, "invalid_state")
+		require.Equal(t, "state_missing", g.lastEvent(t, "login_failed").Detail["reason"])
+	})
+
+	t.Run("replayed state", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		cb := b.authorize(t, "/auth/google/login")
+		saved := b.c.Jar.Cookies(cb)
+		require.Equal(t, http.StatusFound, b.get(t, cb.String()).StatusCode)
+		// An attacker holding the whole callback, cookie included.
+		b.c.Jar.SetCookies(cb, saved)
+		requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		require.Equal(t, "state_replayed", g.lastEvent(t, "login_failed").Detail["reason"])
+		u, i, s := g.written(t)
+		require.Equal(t, [3]int{1, 1, 1}, [3]int{u, i, s}, "only the first callback wrote")
+	})
+
+	t.Run("replayed code", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		first := b.authorize(t, "/auth/google/login")
+		require.Equal(t, http.StatusFound, b.get(t, first.String()).StatusCode)
+		// A fresh, valid state, but the code already redeemed.
+		g.queue(person())
+		second := b.authorize(t, "/auth/google/login")
+		q := second.Query()
+		q.Set("code", first.Query().Get("code"))
+		second.RawQuery = q.Encode()
+		requireRefused(t, b.get(t, second.String()), http.StatusBadRequest, "invalid_code")
+		u, i, s := g.written(t)
+		require.Equal(t, [3]int{1, 1, 1}, [3]int{u, i, s})
+	})
+
+	t.Run("token for another audience", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		p := person()
+		p.Audience = "another-client.apps.googleusercontent.com"
+		g.queue(p)
+		requireRefused(t, b.google(t, "/auth/google/login"), http.StatusBadRequest, "invalid_id_token")
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+		require.Equal(t, "id_token_invalid", g.lastEvent(t, "login_failed").Detail["reason"])
+	})
+
+	t.Run("nonce of another flow", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		p := person()
+		p.Nonce = strings.Repeat("n", 43)
+		g.queue(p)
+		requireRefused(t, b.google(t, "/auth/google/login"), http.StatusBadRequest, "invalid_id_token")
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+	})
+
+	t.Run("expired state", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		cb := b.authorize(t, "/auth/google/login")
+		g.clock.Advance(oidcStateTTL + time.Second)
+		requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		require.Equal(t, "state_expired", g.lastEvent(t, "login_failed").Detail["reason"])
+	})
+
+	t.Run("provider error access_denied", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		cb := b.authorize(t, "/auth/google/login")
+		// What Google sends when the person clicks "Cancel".
+		denied := g.public.URL + GoogleCallbackPath + "?error=access_denied&state=" + url.QueryEscape(cb.Query().Get("state"))
+		requireRefused(t, b.get(t, denied), http.StatusBadRequest, "provider_error")
+		ev := g.lastEvent(t, "login_failed")
+		require.Equal(t, "provider_error", ev.Detail["reason"])
+		require.Equal(t, "access_denied", ev.Detail["provider_error"])
+		// The flow is burnt: its code cannot finish it afterwards.
+		requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+	})
+
+	t.Run("tampered state cookie", func(t *testing.T) {
+		t.Parallel()
+		g := newGoogleRig(t, true)
+		b := g.browser(t)
+		g.queue(person())
+		cb := b.authorize(t, "/auth/google/login")
+		var cookies []*http.Cookie
+		for _, c := range b.c.Jar.Cookies(cb) {
+			if c.Name == oidcStateCookie {
+				v := []byte(c.Value)
+				if mid := len(v) / 2; v[mid] == 'A' {
+					v[mid] = 'B'
+				} else {
+					v[mid] = 'A'
+				}
+				c.Value = string(v)
+			}
+			cookies = append(cookies, c)
+		}
+		b.c.Jar.SetCookies(cb, cookies)
+		requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		require.Equal(t, "state_invalid", g.lastEvent(t, "login_failed").Detail["reason"])
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+	})
+
+	t.Run("callback in another browser", func(t *testing.T) {
+		t.Parallel()
+		// Login CSRF: the victim's browser has no state cookie for the
+		// attacker's code.
+		g := newGoogleRig(t, true)
+		g.queue(person())
+		cb := g.browser(t).authorize(t, "/auth/google/login")
+		requireRefused(t, g.browser(t).get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+		u, i, s := g.written(t)
+		require.Zero(t, u+i+s)
+	})
+}
+
+// TestGoogleEmailOfPasswordAccount: a first Google login whose email
+// belongs to a password account never enters it, verified or not, and
+// sends the person to log in with the password and link from there.
+func TestGoogleEmailOfPasswordAccount(t *testing.T) {
+	t.Parallel()
+	for name, p := range map[string]*oidcUser{
+		"unverified":           {Sub: "g-300", Email: "CAROL@example.com"},
+		"verified gmail":       {Sub: "g-301", Email: "carol@gmail.com", EmailVerified: true},
+		"verified workspace":   {Sub: "g-302", Email: "carol@corp.example", EmailVerified: true, HD: "corp.example"},
+		"unverified workspace": {Sub: "g-303", Email: "carol@corp.example", HD: "corp.example"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g := newGoogleRig(t, true)
+			local := strings.ToLower(p.Email)
+			owner := g.browser(t).signup(t, local)
+
+			attacker := g.browser(t)
+			g.queue(p)
+			rep := attacker.google(t, "/auth/google/login")
+			require.Equal(t, http.StatusFound, rep.StatusCode, rep.body)
+			require.Equal(t, googleLinkRequiredURL, rep.Header.Get("Location"))
+			require.Empty(t, rep.setCookie(CookieName))
+			require.Empty(t, attacker.whoami(t))
+			require.Zero(t, g.count(t, "SELECT count(*) FROM user_identities"))
+			require.Equal(t, 1, g.count(t, "SELECT count(*) FROM users"))
+			require.Equal(t, 1, g.count(t, "SELECT count(*) FROM sessions"), "only the owner's signup session")
+			ev := g.lastEvent(t, "login_failed")
+			require.Equal(t, "link_required", ev.Detail["reason"])
+			require.Equal(t, owner, ev.UserID)
+		})
+	}
+}
+
+// TestGoogleLinkByVerifiedEmail: the one case where a new Google identity
+// enters an existing account by email — Google verified and is
+// authoritative for the address, and the account's email is verified (an
+// account Google created). A non-authoritative claim to the same address
+// is refused.
+func TestGoogleLinkByVerifiedEmail(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+	b := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-400", Email: "dan@corp.example", EmailVerified: true, HD: "corp.example"})
+	require.Equal(t, http.StatusFound, b.google(t, "/auth/google/login").StatusCode)
+	uid := b.whoami(t)
+	require.NotEmpty(t, uid)
+
+	other := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-401", Email: "DAN@corp.example", EmailVerified: true, HD: "corp.example"})
+	rep := other.google(t, "/auth/google/login")
+	require.Equal(t, "/", rep.Header.Get("Location"), rep.body)
+	require.Equal(t, uid, other.whoami(t))
+	ev := g.lastEvent(t, "identity_linked")
+	require.Equal(t, uid, ev.UserID)
+	require.Equal(t, "email", ev.Detail["via"])
+
+	third := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-402", Email: "dan@corp.example", EmailVerified: true}) // no hd
+	rep = third.google(t, "/auth/google/login")
+	require.Equal(t, googleLinkRequiredURL, rep.Header.Get("Location"))
+	require.Empty(t, third.whoami(t))
+	require.Equal(t, 2, g.count(t, "SELECT count(*) FROM user_identities WHERE user_id = $1", uid))
+}
+
+// TestGoogleExplicitLink: a logged-in password user links Google through
+// /auth/google/link; afterwards Google logs into that account. The same
+// Google account cannot then be linked to someone else (409).
+func TestGoogleExplicitLink(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+
+	require.Equal(t, http.StatusUnauthorized, g.browser(t).get(t, "/auth/google/link").StatusCode)
+
+	erin := g.browser(t)
+	erinID := erin.signup(t, "erin@example.com")
+	// Google's email differs from the account's: an explicit link needs
+	// no email match, the live session is the proof.
+	g.queue(&oidcUser{Sub: "g-500", Email: "erin.personal@gmail.com", EmailVerified: true})
+	rep := erin.google(t, "/auth/google/link")
+	require.Equal(t, http.StatusFound, rep.StatusCode, rep.body)
+	require.Equal(t, "/", rep.Header.Get("Location"))
+	require.Equal(t, 1, g.count(t, "SELECT count(*) FROM user_identities WHERE subject = 'g-500' AND user_id = $1", erinID))
+	ev := g.lastEvent(t, "identity_linked")
+	require.Equal(t, erinID, ev.UserID)
+	require.Equal(t, "session", ev.Detail["via"])
+	require.Equal(t, erinID, erin.whoami(t), "linking keeps the session")
+
+	// Google now logs into Erin's account from anywhere.
+	elsewhere := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-500", Email: "erin.personal@gmail.com", EmailVerified: true})
+	require.Equal(t, "/", elsewhere.google(t, "/auth/google/login").Header.Get("Location"))
+	require.Equal(t, erinID, elsewhere.whoami(t))
+
+	// Frank cannot take the same Google account.
+	frank := g.browser(t)
+	frankID := frank.signup(t, "frank@example.com")
+	g.queue(&oidcUser{Sub: "g-500", Email: "erin.personal@gmail.com", EmailVerified: true})
+	rep = frank.google(t, "/auth/google/link")
+	require.Equal(t, http.StatusConflict, rep.StatusCode, rep.body)
+	require.Equal(t, "identity_taken", rep.json(t)["error"])
+	require.Zero(t, g.count(t, "SELECT count(*) FROM user_identities WHERE user_id = $1", frankID))
+	require.Equal(t, "identity_taken", g.lastEvent(t, "login_failed").Detail["reason"])
+}
+
+// TestGoogleLinkAfterLogout: a link flow whose session ended before the
+// callback links nothing.
+func TestGoogleLinkAfterLogout(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+	b := g.browser(t)
+	uid := b.signup(t, "gil@example.com")
+	g.queue(&oidcUser{Sub: "g-600", Email: "gil@gmail.com", EmailVerified: true})
+	cb := b.authorize(t, "/auth/google/link")
+	_, err := g.store.RevokeUser(context.Background(), uid, sessions.Revocation{Reason: sessions.ReasonLogoutAll})
+	require.NoError(t, err)
+	rep := b.get(t, cb.String())
+	require.Equal(t, http.StatusUnauthorized, rep.StatusCode, rep.body)
+	require.Zero(t, g.count(t, "SELECT count(*) FROM user_identities"))
+}
+
+// TestGoogleReturningUserChangedEmail: identities are keyed by (google,
+// sub), so a person whose Google email changed keeps their account — and
+// the new email is no way into anyone else's.
+func TestGoogleReturningUserChangedEmail(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+	first := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-700", Email: "hal@gmail.com", EmailVerified: true})
+	require.Equal(t, http.StatusFound, first.google(t, "/auth/google/login").StatusCode)
+	uid := first.whoami(t)
+
+	later := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-700", Email: "hal.new@gmail.com", EmailVerified: true})
+	require.Equal(t, "/", later.google(t, "/auth/google/login").Header.Get("Location"))
+	require.Equal(t, uid, later.whoami(t))
+	require.Equal(t, 1, g.count(t, "SELECT count(*) FROM users"))
+
+	// The account keeps the email it was created with.
+	var email string
+	require.NoError(t, g.pool.QueryRow(context.Background(), "SELECT email FROM users WHERE id = $1", uid).Scan(&email))
+	require.Equal(t, "hal@gmail.com", email)
+}
+
+// TestGoogleDisabled: without GOOGLE_CLIENT_ID every Google route is 404.
+func TestGoogleDisabled(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, false)
+	b := g.browser(t)
+	for _, p := range []string{"/auth/google/login", GoogleCallbackPath + "?state=x&code=y", "/auth/google/link"} {
+		rep := b.get(t, p)
+		require.Equal(t, http.StatusNotFound, rep.StatusCode, p)
+		require.Equal(t, "not_found", rep.json(t)["error"])
+	}
+	require.False(t, g.srv.GoogleEnabled())
+}
