@@ -112,6 +112,21 @@ type redisLimiter struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	down     bool
+	// retryAt is when Redis is tried again after a failure (real time):
+	// meanwhile every call goes straight to memory, so an outage does not
+	// cost each login a timeout.
+	retryAt time.Time
+}
+
+// redisRetryAfter is how long a failed Redis is left alone before the
+// limiter tries it again.
+const redisRetryAfter = 5 * time.Second
+
+// useRedis reports whether Redis should be tried now.
+func (l *redisLimiter) useRedis() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.down || !time.Now().Before(l.retryAt)
 }
 
 // limitTimeout bounds one Redis limit call: a slow Redis degrades to the
@@ -131,12 +146,18 @@ func (l *redisLimiter) noteErr(err error) bool {
 		l.log.Info("rate limits back on Redis")
 	}
 	l.down = err != nil
+	if l.down {
+		l.retryAt = time.Now().Add(redisRetryAfter)
+	}
 	return err != nil
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func (l *redisLimiter) allow(ctx context.Context, key string, n int, period time.Duration) (time.Duration, error) {
+	if !l.useRedis() {
+		return l.fallback.allow(ctx, key, n, period)
+	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
 	wait, err := redisAllow.Run(ctx, l.rdb, []string{l.prefix + key}, ms(l.now()), n, period.Milliseconds()).Int64()
@@ -147,6 +168,9 @@ func (l *redisLimiter) allow(ctx context.Context, key string, n int, period time
 }
 
 func (l *redisLimiter) blocked(ctx context.Context, key string) (time.Duration, error) {
+	if !l.useRedis() {
+		return l.fallback.blocked(ctx, key)
+	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
 	until, err := l.rdb.HGet(ctx, l.prefix+key, "until").Int64()
@@ -160,6 +184,9 @@ func (l *redisLimiter) blocked(ctx context.Context, key string) (time.Duration, 
 }
 
 func (l *redisLimiter) fail(ctx context.Context, key string, b backoff) error {
+	if !l.useRedis() {
+		return l.fallback.fail(ctx, key, b)
+	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
 	err := redisFail.Run(ctx, l.rdb, []string{l.prefix + key}, ms(l.now()), b.free,
@@ -171,14 +198,15 @@ func (l *redisLimiter) fail(ctx context.Context, key string, b backoff) error {
 }
 
 func (l *redisLimiter) reset(ctx context.Context, key string) error {
+	_ = l.fallback.reset(ctx, key)
+	if !l.useRedis() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, limitTimeout)
 	defer cancel()
 	err := l.rdb.Del(ctx, l.prefix+key).Err()
-	_ = l.fallback.reset(ctx, key)
-	if l.noteErr(err) {
-		return nil
-	}
-	return nil
+	l.noteErr(err)
+	return err
 }
 
 // memLimiter is the per-node limiter: the embedded mode's only one, and the
