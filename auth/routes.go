@@ -37,6 +37,8 @@ func (s *Server) Routes(r chi.Router) {
 	r.With(s.withMutation, s.withAdmin).Post("/admin/users", s.handleAdminCreateUser)
 	r.With(s.withMutation, s.withAdmin).Post("/admin/users/{id}/logout-all", s.handleAdminLogoutAll)
 	r.With(s.withMutation, s.withAdmin).Delete("/admin/sessions/{id}", s.handleAdminDeleteSession)
+	// Audit log and reports: /admin/events, /admin/reports/* (report_http.go).
+	s.adminReportRoutes(r)
 }
 
 // AdminGET registers a read-only admin route: a session (cookie or
