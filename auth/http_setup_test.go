@@ -188,7 +188,6 @@ type hUser struct {
 
 const hPassword = "correct horse battery"
 
-
 func hEmail(tag string) string {
 	return tag + "-" + strings.ToLower(sessions.RandomString(6)) + "@example.com"
 }
