@@ -41,6 +41,7 @@ export async function boot() {
   isAdmin.then((ok) => {
     const link = document.querySelector('.nav a[href="/console"]');
     if (link) link.hidden = !ok;
+    document.body.dataset.admin = String(ok);
   });
 
   const hub = new SessionHub({ csrfToken: me.csrf_token });
