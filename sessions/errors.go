@@ -1,6 +1,9 @@
 package sessions
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotFound means no such session, or a session that is revoked or
@@ -13,4 +16,8 @@ var (
 	// ErrUnavailable means a backend the operation needs is unreachable.
 	// Callers answer 503.
 	ErrUnavailable = errors.New("sessions: backend unavailable")
+
+	// errHotOpen is what a hot call returns, at once, while the breaker
+	// holds the hot backend down (breaker.go).
+	errHotOpen = fmt.Errorf("%w: hot backend down, not retried yet", ErrUnavailable)
 )

@@ -313,6 +313,21 @@ func TestDegradedRedisDown(t *testing.T) {
 	require.Equal(t, s1.ID, got.ID)
 	require.NotZero(t, b.store.Stats().HotFailures)
 
+	// The failure opened the breaker: until the clock allows a probe,
+	// requests do not wait on the dead Redis at all (Run's PING probes
+	// aside).
+	hook := &roundTrips{skipPing: true}
+	rdb.AddHook(hook)
+	for range 20 {
+		_, err := b.store.Authenticate(ctx, tok1.String())
+		require.NoError(t, err)
+	}
+	require.Zero(t, hook.n.Load(), "no request waited on the dead Redis")
+	b.clock.Advance(time.Second)
+	_, err = b.store.Authenticate(ctx, tok1.String())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, hook.n.Load(), "one probe per second of the Store's clock")
+
 	s3, tok3, err := b.store.Create(ctx, sessions.NewSession{UserID: user, Kind: sessions.KindBrowser})
 	require.NoError(t, err)
 	_, err = b.store.Authenticate(ctx, tok3.String())
@@ -511,11 +526,19 @@ func TestPostgresErrors(t *testing.T) {
 
 // roundTrips counts the commands and pipelines a go-redis client sends:
 // one each is one network round trip.
-type roundTrips struct{ n atomic.Int64 }
+type roundTrips struct {
+	n        atomic.Int64
+	skipPing bool // leave out Store.Run's breaker probes
+}
 
 func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.skipPing || cmd.Name() != "ping" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
 }
 func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }

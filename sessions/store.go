@@ -70,6 +70,7 @@ type Store struct {
 	pub     Publisher
 	log     *slog.Logger
 
+	breaker hotBreaker
 	flight  singleflight.Group
 	neg     negativeCache
 	syncs   chan Touch
@@ -159,13 +160,13 @@ func (s *Store) Create(ctx context.Context, n NewSession) (*Session, Token, erro
 }
 
 func (s *Store) hotPut(ctx context.Context, sess *Session) error {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	defer cancel()
-	err := s.hot.Put(hctx, sess, sess.MaxAge(s.cfg.Now()))
-	if err != nil {
-		s.hotFail.Add(1)
-	}
-	return err
+	return s.hotDo(ctx, func(ctx context.Context) error {
+		return s.hot.Put(ctx, sess, sess.MaxAge(s.cfg.Now()))
+	})
+}
+
+func (s *Store) hotDelete(ctx context.Context, userID string, ids ...string) error {
+	return s.hotDo(ctx, func(ctx context.Context) error { return s.hot.Delete(ctx, userID, ids...) })
 }
 
 // Authenticate parses a raw "<id>.<secret>" token, finds its live session,
@@ -207,25 +208,23 @@ func (s *Store) lookup(ctx context.Context, id string) (*Session, error) {
 	if s.neg.has(id, now) {
 		return nil, ErrNotFound
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	sess, err := s.hot.Get(hctx, id)
-	cancel()
+	var sess *Session
+	err := s.hotDo(ctx, func(ctx context.Context) (err error) {
+		sess, err = s.hot.Get(ctx, id)
+		return err
+	})
 	switch {
 	case err == nil:
 		if !sess.Live(now) {
 			// Idle or absolute expiry reached on our clock before the
 			// hot TTL fired: remove it so nothing reads it again.
-			dctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-			_ = s.hot.Delete(dctx, sess.UserID, sess.ID)
-			cancel()
+			_ = s.hotDelete(ctx, sess.UserID, sess.ID)
 			return nil, ErrNotFound
 		}
 		return sess, nil
 	case errors.Is(err, ErrNotFound):
 		return s.restore(ctx, id, true)
-	default:
-		s.hotFail.Add(1)
-		s.log.Warn("hot session read failed; reading durable", "err", err)
+	default: // hotDo counted and logged it
 		return s.restore(ctx, id, false)
 	}
 }
@@ -262,7 +261,7 @@ func (s *Store) restore(ctx context.Context, id string, hotUp bool) (*Session, e
 		// hot delete ran before our put. Read again and undo if so.
 		again, err := s.durable.Get(dctx, id)
 		if err == nil && !again.Live(now) {
-			_ = s.hot.Delete(ctx, sess.UserID, id)
+			_ = s.hotDelete(ctx, sess.UserID, id)
 			return nil, ErrNotFound
 		}
 		s.restored.Add(1)
@@ -292,13 +291,8 @@ func (s *Store) Touch(ctx context.Context, sess *Session) {
 		default: // queue full: the next request will try again
 		}
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	defer cancel()
-	// ErrNotFound: revoked or lapsed meanwhile; nothing to slide, and not
-	// a failure of the backend.
-	if err := s.hot.Touch(hctx, t, sess.MaxAge(now)); err != nil && !errors.Is(err, ErrNotFound) {
-		s.hotFail.Add(1)
-	}
+	// ErrNotFound (revoked or lapsed meanwhile) leaves nothing to slide.
+	_ = s.hotDo(ctx, func(ctx context.Context) error { return s.hot.Touch(ctx, t, sess.MaxAge(now)) })
 }
 
 // Status reports, for each id, whether its session is alive, revoked or
@@ -307,12 +301,13 @@ func (s *Store) Touch(ctx context.Context, sess *Session) {
 func (s *Store) Status(ctx context.Context, ids []string) ([]Status, error) {
 	out := make([]Status, len(ids))
 	now := s.cfg.Now()
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	exp, err := s.hot.Expiries(hctx, ids)
-	cancel()
+	var exp []Expiry
+	err := s.hotDo(ctx, func(ctx context.Context) (err error) {
+		exp, err = s.hot.Expiries(ctx, ids)
+		return err
+	})
 	var missing []int
 	if err != nil {
-		s.hotFail.Add(1)
 		for i := range ids {
 			missing = append(missing, i)
 		}
@@ -368,11 +363,12 @@ func (s *Store) Status(ctx context.Context, ids []string) ([]Status, error) {
 // List returns userID's live sessions, from the hot backend when it is up.
 func (s *Store) List(ctx context.Context, userID string) ([]*Session, error) {
 	now := s.cfg.Now()
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	list, err := s.hot.UserSessions(hctx, userID)
-	cancel()
+	var list []*Session
+	err := s.hotDo(ctx, func(ctx context.Context) (err error) {
+		list, err = s.hot.UserSessions(ctx, userID)
+		return err
+	})
 	if err != nil {
-		s.hotFail.Add(1)
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.DurableTimeout)
 		defer cancel()
 		list, err = s.durable.ListLive(dctx, userID, now)
@@ -466,25 +462,25 @@ func (s *Store) afterRevoke(ctx context.Context, p pendingRevocation) {
 }
 
 func (s *Store) deliver(ctx context.Context, p *pendingRevocation) error {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	defer cancel()
 	if !p.hotOK {
-		// A user event with no id still clears the index (ids may be
-		// empty when Postgres had nothing left to revoke).
-		if err := s.hot.Delete(hctx, p.userID, p.ids...); err != nil {
-			s.hotFail.Add(1)
+		if err := s.hotDelete(ctx, p.userID, p.ids...); err != nil {
 			return err
 		}
 		p.hotOK = true
 	}
-	return s.pub.Publish(hctx, p.event)
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
+	defer cancel()
+	return s.pub.Publish(pctx, p.event)
 }
 
 // CountActive returns the number of live sessions, from the hot backend.
 func (s *Store) CountActive(ctx context.Context) (int64, error) {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.HotTimeout)
-	defer cancel()
-	return s.hot.CountActive(hctx, s.cfg.Now())
+	var n int64
+	err := s.hotDo(ctx, func(ctx context.Context) (err error) {
+		n, err = s.hot.CountActive(ctx, s.cfg.Now())
+		return err
+	})
+	return n, err
 }
 
 // Health pings both backends; a nil error means reachable.
@@ -534,6 +530,7 @@ func (s *Store) Run(ctx context.Context) error {
 				flush(ctx)
 			}
 		case <-tick.C:
+			s.probeHot(ctx)
 			flush(ctx)
 			s.retryPending(ctx)
 			s.neg.sweep(s.cfg.Now())
