@@ -635,3 +635,24 @@ func TestGoogleDisabled(t *testing.T) {
 	}
 	require.False(t, g.srv.GoogleEnabled())
 }
+
+// TestGoogleConfigValidate: bad Google settings stop start-up with an
+// error naming the variable.
+func TestGoogleConfigValidate(t *testing.T) {
+	t.Parallel()
+	ok := GoogleConfig{ClientID: "id", ClientSecret: "secret", PublicURL: "https://hub.example"}
+	require.NoError(t, ok.validate())
+	require.NoError(t, GoogleConfig{}.validate(), "off is valid")
+	for want, c := range map[string]GoogleConfig{
+		"GOOGLE_CLIENT_SECRET":   {ClientID: "id", PublicURL: "https://hub.example"},
+		"SESSIONHUB_OIDC_ISSUER": {ClientID: "id", ClientSecret: "s", PublicURL: "https://hub.example", Issuer: "http://idp.example"},
+		"SESSIONHUB_PUBLIC_URL":  {ClientID: "id", ClientSecret: "s", PublicURL: "hub.example"},
+	} {
+		err := c.validate()
+		require.Error(t, err)
+		require.Contains(t, err.Error(), want)
+	}
+	loopback := ok
+	loopback.Issuer = "http://127.0.0.1:5556/dex"
+	require.NoError(t, loopback.validate(), "plain http is allowed towards this machine")
+}

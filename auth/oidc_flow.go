@@ -60,7 +60,7 @@ type GoogleConfig struct {
 	// point it at a local provider.
 	Issuer string
 	// PublicURL is SESSIONHUB_PUBLIC_URL; the redirect URI is PublicURL +
-	// GoogleCallbackPath.
+	// GoogleCallbackPath. Empty means the Server's Config.PublicURL.
 	PublicURL string
 	// HTTPClient talks to the provider; nil means a client with a 10 s
 	// timeout.
@@ -74,6 +74,10 @@ func (c GoogleConfig) Enabled() bool { return c.ClientID != "" }
 func (c GoogleConfig) validate() error {
 	if !c.Enabled() {
 		return nil
+	}
+	// The secret also keys the state cookie, so every node must share it.
+	if c.ClientSecret == "" {
+		return errors.New("auth: GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
 	}
 	iss := c.issuer()
 	u, err := url.Parse(iss)
@@ -202,7 +206,9 @@ func (c *oidcClient) discover(ctx context.Context) (*oauth2.Config, *oidc.IDToke
 	if !c.failedAt.IsZero() && c.now().Sub(c.failedAt) < oidcRediscoverAfter {
 		return nil, nil, ErrOIDCUnavailable
 	}
-	ctx, cancel := context.WithTimeout(ctx, oidcHTTPTimeout)
+	// Detached from the request: one impatient client must not turn into
+	// a failed discovery for everyone else.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oidcHTTPTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, c.hc), c.cfg.issuer())
 	if err != nil {

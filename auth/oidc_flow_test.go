@@ -38,7 +38,7 @@ func newFlowRig(t *testing.T) (*flowRig, func(u *oidcUser)) {
 	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
 		u, ck, err := c.begin(r.Context(), oidcModeLogin, "", "")
 		if err != nil {
-			http.Error(w, err.Error(), 503)
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		http.SetCookie(w, ck)
@@ -48,12 +48,12 @@ func newFlowRig(t *testing.T) (*flowRig, func(u *oidcUser)) {
 		http.SetCookie(w, oidcClearCookie())
 		f, err := c.consume(r.Context(), r)
 		if err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		cl, err := c.complete(r.Context(), f, r.URL.Query().Get("code"))
 		if err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(cl)
