@@ -1,0 +1,298 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// Socket tuning, each with why.
+const (
+	// maxMessage is API.md's limit on a reassembled client message.
+	maxMessage = 64 << 10
+	// closeGrace is how long a peer has to answer our close frame before
+	// the TCP connection is cut; short enough that a drain ends in time.
+	closeGrace = 3 * time.Second
+	// lingerRead bounds how long a socket whose message we refused is read
+	// and discarded, so that closing it does not turn into a TCP reset that
+	// would destroy our close frame before the peer reads it.
+	lingerRead = 2 * time.Second
+	// maxSpare caps the queue capacity kept between bursts.
+	maxSpare = 64
+)
+
+// conn is one live socket. Its reader goroutine owns the read side and the
+// per-socket protocol state; the writer goroutine exists only while frames
+// are queued. mu guards the send queue and the closing state.
+type conn struct {
+	h     *Hub
+	ws    *websocket.Conn
+	sc    *sockConn
+	id    uint64
+	ident Identity
+	from  string
+	// handshake is when the handshake began (unix ns), for revocations
+	// that raced it.
+	handshake int64
+
+	lastSeen atomic.Int64 // unix ns of the last frame read; set by the reader and pong callback
+	pingedAt int64        // unix ns of the last ping; heartbeat loop only
+
+	mu       sync.Mutex
+	queue    [][]byte
+	spare    [][]byte
+	queued   int
+	writing  bool
+	closing  bool
+	dead     bool
+	reason   Disconnect
+	revokeAt int64 // issued_at of the revocation closing it (unix ns), 0 if none
+	timer    *time.Timer
+
+	// Reader-goroutine state.
+	channels map[string]struct{}
+	rl       rateLimit
+}
+
+// enqueue queues a frame for the writer. It never blocks: a socket whose
+// queue would pass SendQueueBytes is closed as a slow consumer.
+func (c *conn) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued+len(frame) > c.h.cfg.SendQueueBytes {
+		c.mu.Unlock()
+		c.closeWith(DisconnectSlowConsumer, 0)
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// closeWith starts the close handshake with d: pending frames are dropped
+// (kept for a drain, so clients get what was sent before), the close frame
+// is queued, and the connection is cut if the peer does not answer within
+// closeGrace. It reports whether this call started the close.
+func (c *conn) closeWith(d Disconnect, revokeAt int64) bool {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	c.closing = true
+	c.reason = d
+	c.revokeAt = revokeAt
+	if d != DisconnectGoingAway {
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.queued = 0
+	}
+	c.queue = append(c.queue, d.closeFrame())
+	c.timer = time.AfterFunc(closeGrace, c.cut)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// kill ends the socket at once, without a close frame (dead peer).
+func (c *conn) kill(d Disconnect) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.reason = d
+	}
+	c.mu.Unlock()
+	c.cut()
+}
+
+// cut closes the TCP connection; the reader then finishes the socket.
+func (c *conn) cut() { _ = c.ws.CloseNow() }
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// writeLoop drains the queue in batches (one writev each) and exits when
+// the queue is empty, so an idle socket has no writer goroutine.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 || c.dead {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.queue, c.spare = c.spare[:0], nil
+		c.queued = 0
+		endsInClose := c.closing
+		revokeAt := c.revokeAt
+		c.mu.Unlock()
+
+		err := c.sc.writeFrames(net.Buffers(batch), endsInClose)
+		if endsInClose && err == nil && revokeAt != 0 {
+			c.h.m.revokeClose.Observe(float64(time.Now().UnixNano()-revokeAt) / 1e9)
+		}
+		clear(batch)
+		c.mu.Lock()
+		if cap(batch) <= maxSpare {
+			c.spare = batch[:0]
+		}
+		if err != nil {
+			c.writing = false
+			c.mu.Unlock()
+			c.cut()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// readLoop is the socket's one long-lived goroutine: it reads messages,
+// dispatches them, and finishes the socket when the connection ends.
+func (c *conn) readLoop() {
+	defer c.h.live.Add(-1)
+	defer c.finish()
+	for {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			return
+		}
+		c.lastSeen.Store(time.Now().UnixNano())
+		if c.isClosing() {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.closeWith(DisconnectBinary, 0)
+			c.linger()
+			return
+		}
+		bp := c.h.bufs.Get().(*[]byte)
+		n, err := readMessage(r, *bp)
+		switch {
+		case err != nil:
+			c.h.bufs.Put(bp)
+			return
+		case n > maxMessage:
+			c.h.bufs.Put(bp)
+			c.closeWith(DisconnectTooBig, 0)
+			c.linger()
+			return
+		case !utf8.Valid((*bp)[:n]):
+			c.h.bufs.Put(bp)
+			c.closeWith(DisconnectBadUTF8, 0)
+			continue
+		}
+		c.h.m.msgIn.Inc()
+		c.handle((*bp)[:n])
+		c.h.bufs.Put(bp)
+	}
+}
+
+// readMessage reads one message into buf (len maxMessage+1); n past
+// maxMessage means the message is too big, and the rest is left unread.
+func readMessage(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// linger discards what the peer still sends until it closes or lingerRead
+// passes, after our close frame went out.
+func (c *conn) linger() {
+	_ = c.sc.SetReadDeadline(time.Now().Add(lingerRead))
+	_, _ = io.Copy(io.Discard, c.sc)
+}
+
+// finish runs once, on the reader goroutine, when the socket is over.
+func (c *conn) finish() {
+	c.mu.Lock()
+	c.dead = true
+	reason := DisconnectClient
+	if c.closing {
+		reason = c.reason
+	}
+	t := c.timer
+	clear(c.queue)
+	c.queue, c.spare, c.queued = nil, nil, 0
+	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	c.cut()
+	c.h.unregister(c)
+	c.h.m.connections.Dec()
+	c.h.m.disconnects[reason].Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	if err := c.h.br.RemoveSocket(ctx, c.ident.UserID, member(c.h.cfg.NodeID, c.id)); err != nil {
+		c.h.log.Debug("hub: ledger remove failed", "err", err)
+	}
+	cancel()
+}
+
+// rateLimit is a per-socket fixed-window counter of client messages.
+type rateLimit struct {
+	window  int64 // unix second
+	count   int
+	strikes int
+}
+
+// Rate limits, each with why.
+const (
+	ratePerSecond = 100 // API.md
+	// floodStrikes refused messages in a row of over-limit windows is a
+	// client that ignores rate_limited errors: it is closed with 1008.
+	floodStrikes = 200
+)
+
+// allow counts one message; it returns false when over the limit and
+// flood once the client keeps going.
+func (r *rateLimit) allow(now time.Time) (ok, flood bool) {
+	sec := now.Unix()
+	if sec != r.window {
+		if r.count <= ratePerSecond {
+			r.strikes = 0
+		}
+		r.window, r.count = sec, 0
+	}
+	r.count++
+	if r.count <= ratePerSecond {
+		return true, false
+	}
+	r.strikes++
+	return false, r.strikes > floodStrikes
+}

@@ -1,0 +1,231 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Background loop tuning, each with why.
+const (
+	beatEvery   = 5 * time.Second // three beats fit in the 15 s presence window
+	statusChunk = 1000            // session ids per Status call: one pipelined round trip each
+	drainStep   = 20 * time.Millisecond
+	recentKeep  = time.Minute // how long a revocation is remembered for handshakes that raced it
+)
+
+// Hub is one node's realtime server. Its methods are safe for concurrent
+// use; Run runs the background loops, Shutdown drains.
+type Hub struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+	br   broker
+	reg  *registry
+
+	started  time.Time
+	draining atomic.Bool
+	nextID   atomic.Uint64
+	bufs     sync.Pool
+	live     atomic.Int64 // socket readers still running
+
+	reconcileKick chan struct{}
+
+	recentMu sync.Mutex
+	recent   map[string]int64 // "s:<id>" / "u:<id>" → unix ns the revocation arrived
+}
+
+// New validates cfg and deps and builds a hub; call Run to start it.
+func New(cfg Config, deps Deps) (*Hub, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Verifier == nil || deps.Sessions == nil {
+		return nil, fmt.Errorf("%w: Verifier and Sessions are required", ErrConfig)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		cfg: cfg, deps: deps, log: cfg.Logger, m: m,
+		started:       cfg.Now(),
+		reconcileKick: make(chan struct{}, 1),
+		recent:        make(map[string]int64),
+	}
+	h.bufs.New = func() any { b := make([]byte, maxMessage+1); return &b }
+	if deps.Redis != nil {
+		h.br = newRedisBroker(deps.Redis, cfg.Prefix, h.log, m.reconnects)
+	} else {
+		h.br = newMemoryBroker()
+	}
+	h.reg = newRegistry(h.br)
+	h.br.Subscribe(revocationChannel)
+	h.br.Subscribe(h.nodeChannel())
+	return h, nil
+}
+
+// revocationChannel is sessions' channel (after the prefix).
+const revocationChannel = "revocations"
+
+func (h *Hub) nodeChannel() string { return "node:" + h.cfg.NodeID }
+
+// NodeID is this node's id, as in welcome frames.
+func (h *Hub) NodeID() string { return h.cfg.NodeID }
+
+// Ready reports whether the node takes new sockets: false from the first
+// moment of a drain, so /readyz takes it out of the load balancer.
+func (h *Hub) Ready() bool { return !h.draining.Load() }
+
+// Draining reports whether Shutdown has begun.
+func (h *Hub) Draining() bool { return h.draining.Load() }
+
+// Connections is the number of live sockets on this node.
+func (h *Hub) Connections() int {
+	n := 0
+	for i := range numShards {
+		s := &h.reg.users[i]
+		s.mu.RLock()
+		for _, l := range s.m {
+			n += len(l)
+		}
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Run runs the broker link, heartbeats, the session sweep and node presence
+// until ctx ends. It returns nil after a clean stop.
+func (h *Hub) Run(ctx context.Context) error {
+	h.beat(ctx)
+	var wg sync.WaitGroup
+	loops := []func(context.Context){
+		func(ctx context.Context) { _ = h.br.Run(ctx, h) },
+		h.heartbeatLoop, h.sweepLoop, h.presenceLoop,
+	}
+	for _, f := range loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	wg.Wait()
+	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = h.br.Leave(lctx, h.cfg.NodeID)
+	return nil
+}
+
+func (h *Hub) beat(ctx context.Context) {
+	if err := h.br.Beat(ctx, NodeInfo{ID: h.cfg.NodeID, Connections: h.Connections(), StartedAt: h.started}); err != nil {
+		h.log.Warn("hub: presence beat failed", "err", err)
+	}
+}
+
+func (h *Hub) presenceLoop(ctx context.Context) {
+	t := time.NewTicker(beatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.beat(ctx)
+		}
+	}
+}
+
+// heartbeatLoop pings every socket each Heartbeat and cuts one that has
+// sent nothing (not even a pong) since the previous ping.
+func (h *Hub) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.Heartbeat)
+	defer t.Stop()
+	ping := pingFrame()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		for _, c := range h.reg.all() {
+			if c.pingedAt != 0 && c.lastSeen.Load() < c.pingedAt {
+				c.kill(DisconnectHeartbeat)
+				continue
+			}
+			c.pingedAt = now
+			c.enqueue(ping)
+		}
+	}
+}
+
+// Nodes lists the live nodes sharing the prefix (for /admin/stats).
+func (h *Hub) Nodes(ctx context.Context) ([]NodeInfo, error) { return h.br.Nodes(ctx) }
+
+// Publish sends data (valid JSON) to channel on every node, from "server".
+func (h *Hub) Publish(ctx context.Context, channel string, data json.RawMessage) error {
+	if !validChannel(channel) || !json.Valid(data) {
+		return fmt.Errorf("%w: bad channel or data", ErrConfig)
+	}
+	return h.publish(ctx, channel, data, "server")
+}
+
+func (h *Hub) publish(ctx context.Context, channel string, data []byte, from string) error {
+	return h.br.Publish(ctx, "ch:"+channel, messagePayload(channel, data, from))
+}
+
+// unregister removes a finished socket from the indexes.
+func (h *Hub) unregister(c *conn) { h.reg.remove(c) }
+
+// Shutdown drains: readiness turns false and handshakes are refused at
+// once, then sockets are closed with 1001 spread evenly over Config.Drain
+// (so clients do not stampede the other nodes), and Shutdown waits for them
+// to end. When ctx ends first, the remaining sockets are cut. Calling it
+// again waits again.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.draining.Store(true)
+	conns := h.reg.all()
+	window := h.cfg.Drain
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave a third of what remains for close handshakes.
+		window = min(window, time.Until(dl)*2/3)
+	}
+	steps := max(int(window/drainStep), 1)
+	per := (len(conns) + steps - 1) / steps
+	t := time.NewTicker(drainStep)
+	defer t.Stop()
+	for i := 0; i < len(conns); i += per {
+		for _, c := range conns[i:min(i+per, len(conns))] {
+			c.closeWith(DisconnectGoingAway, 0)
+		}
+		if i+per >= len(conns) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			for _, c := range conns[i+per:] {
+				c.kill(DisconnectGoingAway)
+			}
+			i = len(conns)
+		case <-t.C:
+		}
+	}
+	for h.live.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			for _, c := range h.reg.all() {
+				c.kill(DisconnectGoingAway)
+			}
+			for h.live.Load() > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			return fmt.Errorf("hub: shutdown: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package hub
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+)
+
+// numShards splits every index so that connects, closes and fan-outs on
+// unrelated keys rarely meet on a lock (64, as centrifuge does).
+const numShards = 64
+
+// registry indexes live sockets by session, by user and by channel, each
+// sharded by its key. Locks guard only map edits and snapshots: no I/O
+// happens under them, and a fan-out only queues frames.
+type registry struct {
+	br       broker
+	seed     maphash.Seed
+	sessions [numShards]connIndex
+	users    [numShards]connIndex
+	channels [numShards]chanIndex
+}
+
+type connIndex struct {
+	mu sync.RWMutex
+	m  map[string][]*conn
+}
+
+type chanIndex struct {
+	mu sync.RWMutex
+	m  map[string]map[*conn]struct{}
+}
+
+func newRegistry(br broker) *registry {
+	r := &registry{br: br, seed: maphash.MakeSeed()}
+	for i := range numShards {
+		r.sessions[i].m = make(map[string][]*conn)
+		r.users[i].m = make(map[string][]*conn)
+		r.channels[i].m = make(map[string]map[*conn]struct{})
+	}
+	return r
+}
+
+func (r *registry) shard(key string) int {
+	return int(maphash.String(r.seed, key) & (numShards - 1))
+}
+
+// userChannel is the broker channel of a user's sockets.
+func userChannel(userID string) string { return "ch:user:" + userID }
+
+// add indexes c; the returned channel closes once the node's subscription
+// to c's user channel is active.
+func (r *registry) add(c *conn) <-chan struct{} {
+	s := &r.sessions[r.shard(c.ident.SessionID)]
+	s.mu.Lock()
+	s.m[c.ident.SessionID] = append(s.m[c.ident.SessionID], c)
+	s.mu.Unlock()
+
+	u := &r.users[r.shard(c.ident.UserID)]
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.m[c.ident.UserID]
+	u.m[c.ident.UserID] = append(list, c)
+	// The broker call is a map edit, never I/O, so it may run under the
+	// lock; it keeps subscribe/unsubscribe of one user in order.
+	return r.br.Subscribe(userChannel(c.ident.UserID))
+}
+
+// remove drops c from every index, leaving channels it was in.
+func (r *registry) remove(c *conn) {
+	s := &r.sessions[r.shard(c.ident.SessionID)]
+	s.mu.Lock()
+	if list := without(s.m[c.ident.SessionID], c); len(list) == 0 {
+		delete(s.m, c.ident.SessionID)
+	} else {
+		s.m[c.ident.SessionID] = list
+	}
+	s.mu.Unlock()
+
+	u := &r.users[r.shard(c.ident.UserID)]
+	u.mu.Lock()
+	if list := without(u.m[c.ident.UserID], c); len(list) == 0 {
+		delete(u.m, c.ident.UserID)
+		r.br.Unsubscribe(userChannel(c.ident.UserID))
+	} else {
+		u.m[c.ident.UserID] = list
+	}
+	u.mu.Unlock()
+
+	for ch := range c.channels {
+		r.leave(c, ch)
+	}
+}
+
+func without(list []*conn, c *conn) []*conn {
+	if i := slices.Index(list, c); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	return list
+}
+
+// join adds c to channel ch; see add for the returned channel.
+func (r *registry) join(c *conn, ch string) <-chan struct{} {
+	sh := &r.channels[r.shard(ch)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	set := sh.m[ch]
+	if set == nil {
+		set = make(map[*conn]struct{})
+		sh.m[ch] = set
+	}
+	set[c] = struct{}{}
+	if len(set) == 1 {
+		return r.br.Subscribe("ch:" + ch)
+	}
+	// Someone else subscribed the node; ask the broker again, which only
+	// bumps a count, to learn when that subscription is active.
+	ready := r.br.Subscribe("ch:" + ch)
+	r.br.Unsubscribe("ch:" + ch)
+	return ready
+}
+
+// leave removes c from channel ch.
+func (r *registry) leave(c *conn, ch string) {
+	sh := &r.channels[r.shard(ch)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	set := sh.m[ch]
+	if set == nil {
+		return
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(sh.m, ch)
+		r.br.Unsubscribe("ch:" + ch)
+	}
+}
+
+// sessionConns returns a snapshot of the session's sockets.
+func (r *registry) sessionConns(sessionID string) []*conn {
+	s := &r.sessions[r.shard(sessionID)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.m[sessionID])
+}
+
+// userConns returns a snapshot of the user's sockets.
+func (r *registry) userConns(userID string) []*conn {
+	u := &r.users[r.shard(userID)]
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return slices.Clone(u.m[userID])
+}
+
+// toUser queues frame to every socket of userID and returns how many took it.
+func (r *registry) toUser(userID string, frame []byte) int {
+	u := &r.users[r.shard(userID)]
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	n := 0
+	for _, c := range u.m[userID] {
+		if c.enqueue(frame) {
+			n++
+		}
+	}
+	return n
+}
+
+// toChannel queues frame to every local subscriber of ch.
+func (r *registry) toChannel(ch string, frame []byte) int {
+	sh := &r.channels[r.shard(ch)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	n := 0
+	for c := range sh.m[ch] {
+		if c.enqueue(frame) {
+			n++
+		}
+	}
+	return n
+}
+
+// sessionIDs lists the sessions with a live socket here.
+func (r *registry) sessionIDs() []string {
+	var ids []string
+	for i := range numShards {
+		s := &r.sessions[i]
+		s.mu.RLock()
+		for id := range s.m {
+			ids = append(ids, id)
+		}
+		s.mu.RUnlock()
+	}
+	return ids
+}
+
+// all returns a snapshot of every socket.
+func (r *registry) all() []*conn {
+	var out []*conn
+	for i := range numShards {
+		s := &r.sessions[i]
+		s.mu.RLock()
+		for _, list := range s.m {
+			out = append(out, list...)
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}

@@ -1,0 +1,262 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// revocation is the JSON event sessions publishes on <prefix>revocations.
+type revocation struct {
+	Kind      string    `json:"kind"`
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id"`
+	Reason    string    `json:"reason"`
+	IssuedAt  time.Time `json:"issued_at"`
+	RequestID string    `json:"request_id"`
+}
+
+// ack is what each node publishes on <prefix>acks:<request_id>.
+type ack struct {
+	Node   string `json:"node"`
+	Closed int    `json:"closed"`
+}
+
+// control is a message on a node's own channel: another node's ledger
+// decided that one of our sockets is past its user's limit.
+type control struct {
+	Evict string `json:"evict"` // member "node|socket"
+	User  string `json:"user"`
+}
+
+// message implements brokerHandler. It runs on the broker's receive
+// goroutine: everything here only queues frames or starts closes.
+func (h *Hub) message(channel string, payload []byte) {
+	switch {
+	case channel == revocationChannel:
+		h.HandleRevocation(payload)
+	case channel == h.nodeChannel():
+		var c control
+		if json.Unmarshal(payload, &c) == nil {
+			h.evictLocal(c.User, c.Evict)
+		}
+	case strings.HasPrefix(channel, "ch:user:"):
+		frame := textFrame(payload)
+		h.m.msgOut.Add(float64(h.reg.toUser(channel[len("ch:user:"):], frame)))
+	case strings.HasPrefix(channel, "ch:"):
+		frame := textFrame(payload)
+		h.m.msgOut.Add(float64(h.reg.toChannel(channel[len("ch:"):], frame)))
+	}
+}
+
+// reconnected implements brokerHandler: revocations may have been missed
+// while the control link was down, so every live session is re-checked.
+func (h *Hub) reconnected(control bool) {
+	if control {
+		select {
+		case h.reconcileKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// HandleRevocation applies one revocation event (the JSON of sessions.Event).
+// The Redis broker calls it for every event on <prefix>revocations; in
+// memory mode cmd feeds it the in-process events.
+func (h *Hub) HandleRevocation(payload []byte) {
+	var ev revocation
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		h.log.Warn("hub: bad revocation event", "err", err)
+		return
+	}
+	issued := ev.IssuedAt.UnixNano()
+	if ev.IssuedAt.IsZero() {
+		issued = 0
+	}
+	var conns []*conn
+	var d Disconnect
+	switch ev.Kind {
+	case "session":
+		conns, d = h.reg.sessionConns(ev.SessionID), DisconnectRevoked
+		if ev.Reason == "expired" {
+			d = DisconnectExpired
+		}
+		h.remember("s:" + ev.SessionID)
+	case "user":
+		conns, d = h.reg.userConns(ev.UserID), DisconnectLoggedOut
+		h.remember("u:" + ev.UserID)
+	default:
+		h.log.Warn("hub: unknown revocation kind", "kind", ev.Kind)
+		return
+	}
+	closed := 0
+	for _, c := range conns {
+		if c.closeWith(d, issued) {
+			closed++
+		}
+	}
+	if ev.RequestID != "" {
+		go h.sendAck(ev.RequestID, closed)
+	}
+}
+
+func (h *Hub) sendAck(requestID string, closed int) {
+	b, _ := json.Marshal(ack{Node: h.cfg.NodeID, Closed: closed})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.br.Publish(ctx, "acks:"+requestID, b); err != nil {
+		h.log.Warn("hub: ack not sent", "request_id", requestID, "err", err)
+	}
+}
+
+// remember notes a revocation for handshakes still in flight: one that
+// checked the session just before the event arrived must not survive it.
+func (h *Hub) remember(key string) {
+	h.recentMu.Lock()
+	h.recent[key] = time.Now().UnixNano()
+	h.recentMu.Unlock()
+}
+
+// revokedSince reports whether a revocation of the socket's session or
+// user arrived at or after t (unix ns).
+func (h *Hub) revokedSince(c *conn, t int64) (Disconnect, bool) {
+	h.recentMu.Lock()
+	defer h.recentMu.Unlock()
+	if at, ok := h.recent["u:"+c.ident.UserID]; ok && at >= t {
+		return DisconnectLoggedOut, true
+	}
+	if at, ok := h.recent["s:"+c.ident.SessionID]; ok && at >= t {
+		return DisconnectRevoked, true
+	}
+	return 0, false
+}
+
+func (h *Hub) pruneRecent() {
+	cut := time.Now().Add(-recentKeep).UnixNano()
+	h.recentMu.Lock()
+	for k, at := range h.recent {
+		if at < cut {
+			delete(h.recent, k)
+		}
+	}
+	h.recentMu.Unlock()
+}
+
+// evictLocal closes one of our sockets with 4009.
+func (h *Hub) evictLocal(userID, m string) {
+	for _, c := range h.reg.userConns(userID) {
+		if member(h.cfg.NodeID, c.id) == m {
+			c.closeWith(DisconnectTooMany, 0)
+		}
+	}
+}
+
+// sweepLoop re-checks every live session each SweepInterval, and at once
+// after the control link reconnects.
+func (h *Hub) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-h.reconcileKick:
+		}
+		if err := h.reconcile(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("hub: session sweep incomplete", "err", err)
+		}
+		h.pruneRecent()
+	}
+}
+
+// reconcile closes the sockets of every session that is no longer alive:
+// 4001 when revoked, 4003 when expired.
+func (h *Hub) reconcile(ctx context.Context) error {
+	ids := h.reg.sessionIDs()
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), statusChunk)]
+		ids = ids[len(chunk):]
+		states, err := h.deps.Sessions.Status(ctx, chunk)
+		if err != nil {
+			return fmt.Errorf("hub: sweep: %w", err)
+		}
+		for i, st := range states {
+			if i >= len(chunk) {
+				break
+			}
+			var d Disconnect
+			switch st {
+			case SessionAlive:
+				continue
+			case SessionExpired:
+				d = DisconnectExpired
+			default:
+				d = DisconnectRevoked
+			}
+			for _, c := range h.reg.sessionConns(chunk[i]) {
+				c.closeWith(d, 0)
+			}
+		}
+	}
+	return nil
+}
+
+// Acknowledge starts collecting acks for requestID; call it before the
+// revocation carrying that request_id is published. wait returns, after
+// timeout or as soon as every live node answered, the sockets closed over
+// all nodes and how many nodes answered. wait may be called once.
+func (h *Hub) Acknowledge(ctx context.Context, requestID string) (func(timeout time.Duration) (socketsClosed, nodesAcked int), error) {
+	msgs, stop, err := h.br.Listen(ctx, "acks:"+requestID)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	wait := func(timeout time.Duration) (closed, nodes int) {
+		once.Do(func() {
+			defer stop()
+			deadline := time.NewTimer(timeout)
+			defer deadline.Stop()
+			want := map[string]bool{}
+			nctx, cancel := context.WithTimeout(context.Background(), timeout)
+			if live, err := h.br.Nodes(nctx); err == nil {
+				for _, n := range live {
+					want[n.ID] = true
+				}
+			}
+			cancel()
+			seen := map[string]bool{}
+			for {
+				select {
+				case b := <-msgs:
+					var a ack
+					if json.Unmarshal(b, &a) != nil || a.Node == "" || seen[a.Node] {
+						continue
+					}
+					seen[a.Node] = true
+					closed += a.Closed
+					nodes++
+					if len(want) > 0 && covers(seen, want) {
+						return
+					}
+				case <-deadline.C:
+					return
+				}
+			}
+		})
+		return closed, nodes
+	}
+	return wait, nil
+}
+
+func covers(seen, want map[string]bool) bool {
+	for id := range want {
+		if !seen[id] {
+			return false
+		}
+	}
+	return true
+}
