@@ -33,7 +33,9 @@ func healthcheckCmd(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return &usageError{err: fmt.Errorf("bad --url: %w", err)}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// No keep-alive: the probe is one request from a process about to exit.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}

@@ -5,23 +5,28 @@ import (
 	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/sessionhub/sessionhub/auth"
 )
 
 // routes are the handlers the public router mounts.
 type routes struct {
 	health   healther
 	draining *atomic.Bool
+	auth     *auth.Server
+	web      http.Handler // the catch-all: pages, assets, 404
 }
 
-// addRoutes lists every public route in one place.
+// addRoutes lists every public route in one place. The auth package
+// registers its own (API.md: auth, session and admin routes).
 func addRoutes(r chi.Router, d routes) {
 	r.Get("/healthz", handleHealthz())
 	r.Head("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(d.health, d.draining))
 
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, "not_found", "no such route")
-	})
+	d.auth.Routes(r)
+
+	r.Handle("/*", d.web)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
 	})
