@@ -481,10 +481,26 @@ func TestKeyRotation(t *testing.T) {
 // FuzzJWTVerify: Verify never panics, and whatever it accepts carries a
 // valid Ed25519 signature, checked independently of the JWT library, by a
 // key of the set named in the header, over exactly the presented bytes.
+//
+// The set also holds the RFC 8037 key as a verify-only key, and the clock
+// is the fixtures', so that the committed corpus under
+// testdata/fuzz/FuzzJWTVerify holds tokens that really verify.
 func FuzzJWTVerify(f *testing.F) {
 	fx := newJWTFixture(f)
+	keys, err := ParseKeySet(keySetJSON(f, generatedKey(f),
+		map[string]any{"kty": "OKP", "crv": "Ed25519", "x": rfc8037X, "kid": rfc8037Thumbprint}))
+	require.NoError(f, err)
+	fx.keys = keys
+	fx.tokens, err = NewTokens(TokenConfig{Issuer: testIssuer, Now: fx.clock.Now}, keys)
+	require.NoError(f, err)
 	tok, _, err := fx.tokens.Mint(fx.sess)
 	require.NoError(f, err)
+	d, err := base64.RawURLEncoding.DecodeString(rfc8037D)
+	require.NoError(f, err)
+	byOld := craftJWT(f, jwtWith(fx.header(), "kid", rfc8037Thumbprint), fx.claims(), edSigner(ed25519.NewKeyFromSeed(d)))
+	_, err = fx.tokens.Verify(byOld)
+	require.NoError(f, err, "a token of the verify-only key verifies")
+	f.Add(byOld)
 	h, c := fx.header(), fx.claims()
 	ourPub, _ := fx.keys.publicKey(fx.keys.ActiveKID())
 	f.Add(tok)
