@@ -314,7 +314,7 @@ function bucketLabel(t, bucket, long) {
   const d = new Date(t);
   const day = d.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
   if (bucket === "day") return day;
-  const hour = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
+  const hour = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
   return long ? `${day} ${hour} UTC` : hour;
 }
 
@@ -356,10 +356,11 @@ function loginsChart(report) {
   const bw = plotW / list.length;
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "rp-svg", role: "img", "aria-label": summary });
   chart.append(svg("title", null, summary));
-  for (const f of [0, 0.5, 1]) {
-    const y = top + plotH * (1 - f);
+  // Gridlines at 0, the middle (when it is a whole number) and the top.
+  for (const v of max % 2 === 0 ? [0, max / 2, max] : [0, max]) {
+    const y = top + plotH * (1 - v / max);
     chart.append(svg("line", { x1: left, x2: W - 8, y1: y, y2: y, class: "rp-gridline" }));
-    chart.append(svg("text", { x: left - 6, y: y + 4, class: "rp-axis", "text-anchor": "end" }, String(Math.round(max * f))));
+    chart.append(svg("text", { x: left - 6, y: y + 4, class: "rp-axis", "text-anchor": "end" }, v.toLocaleString()));
   }
   counts.forEach((c, i) => {
     let y = top + plotH;
