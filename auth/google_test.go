@@ -31,7 +31,7 @@ type googleRig struct {
 	tr       *http.Transport
 }
 
-func newGoogleRig(t *testing.T, withGoogle bool) *googleRig {
+func newGoogleRig(t *testing.T, withGoogle bool, opts ...hOpt) *googleRig {
 	t.Helper()
 	late := &lateHandler{}
 	public := httptest.NewServer(late)
@@ -41,7 +41,7 @@ func newGoogleRig(t *testing.T, withGoogle bool) *googleRig {
 	if withGoogle {
 		g.provider = startProvider(t)
 	}
-	g.hBundle = hSetup(t, func(cfg *Config, _ *Deps) {
+	g.hBundle = hSetup(t, append([]hOpt{func(cfg *Config, _ *Deps) {
 		cfg.PublicURL = public.URL
 		if withGoogle {
 			cfg.Google = GoogleConfig{
@@ -49,7 +49,7 @@ func newGoogleRig(t *testing.T, withGoogle bool) *googleRig {
 				Issuer: g.provider.Issuer(), HTTPClient: providerClient(t),
 			}
 		}
-	})
+	}}, opts...)...)
 	r := chi.NewRouter()
 	g.srv.Routes(r)
 	r.Get("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "home") })
@@ -655,4 +655,30 @@ func TestGoogleConfigValidate(t *testing.T) {
 	loopback := ok
 	loopback.Issuer = "http://127.0.0.1:5556/dex"
 	require.NoError(t, loopback.validate(), "plain http is allowed towards this machine")
+}
+
+// TestGoogleMemoryMode: without Postgres and Redis for users, audit and
+// the used-state set (embedded mode), login and replay refusal still hold.
+func TestGoogleMemoryMode(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true, func(c *Config, d *Deps) {
+		mem := sessions.NewMemory(c.Now)
+		store, err := sessions.New(sessions.Config{Now: c.Now}, mem, mem, mem)
+		require.NoError(t, err)
+		d.Store, d.Pool, d.Redis = store, nil, nil
+	})
+	b := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-800", Email: "ivy@gmail.com", EmailVerified: true})
+	cb := b.authorize(t, "/auth/google/login")
+	saved := b.c.Jar.Cookies(cb)
+	rep := b.get(t, cb.String())
+	require.Equal(t, "/", rep.Header.Get("Location"), rep.body)
+	uid := b.whoami(t)
+	require.NotEmpty(t, uid)
+	id, err := g.srv.Users().IdentityBySubject(context.Background(), googleProvider, "g-800")
+	require.NoError(t, err)
+	require.Equal(t, uid, id.UserID)
+
+	b.c.Jar.SetCookies(cb, saved)
+	requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
 }
