@@ -148,7 +148,12 @@ func openAuth(ctx context.Context, getenv func(string) string, stderr io.Writer)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := newAuth(cfg, b, log, nil, nil)
+	tokens, err := newTokens(cfg, log)
+	if err != nil {
+		b.close()
+		return nil, nil, err
+	}
+	a, err := newAuth(cfg, b, tokens, log, nil, nil)
 	if err != nil {
 		b.close()
 		return nil, nil, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -105,7 +106,7 @@ func settings() []setting {
 			set: durationIn(func(c *Config) *time.Duration { return &c.TokenTTL }, 10*time.Second, 5*time.Minute)},
 		{env: "SESSIONHUB_KEYS_FILE", flag: "keys-file", usage: "JWK set with the Ed25519 signing keys (unset: ephemeral, dev only)",
 			set: func(c *Config, v string) error { c.KeysFile = v; return checkReadable(v) }},
-		{env: "SESSIONHUB_ALLOWED_ORIGINS", flag: "allowed-origins", usage: "comma-separated origins scheme://host[:port] (default: the public URL's origin)",
+		{env: "SESSIONHUB_ALLOWED_ORIGINS", flag: "allowed-origins", usage: "comma-separated origins scheme://host[:port] allowed besides the public URL's own",
 			set: func(c *Config, v string) (err error) { c.AllowedOrigins, err = parseOrigins(v); return err }},
 		{env: "SESSIONHUB_HEARTBEAT", flag: "heartbeat", def: "25s", usage: "server ping interval on sockets",
 			set: durationIn(func(c *Config) *time.Duration { return &c.Heartbeat }, time.Second, 10*time.Minute)},
@@ -244,8 +245,10 @@ func (c *Config) check() error {
 		}
 		return &ConfigError{Name: unset, Err: fmt.Errorf("must be set when %s is: Google login needs both", set)}
 	}
-	if len(c.AllowedOrigins) == 0 {
-		c.AllowedOrigins = []string{originOf(c.PublicURL)}
+	// The public URL's own pages (log in, live socket demo) must always be
+	// allowed, whatever other origins are listed.
+	if pub := originOf(c.PublicURL); !slices.Contains(c.AllowedOrigins, pub) {
+		c.AllowedOrigins = append([]string{pub}, c.AllowedOrigins...)
 	}
 	if c.LogFormat == "" {
 		c.LogFormat = "json"

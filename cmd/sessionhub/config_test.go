@@ -96,7 +96,8 @@ var validCases = []struct {
 	// Any readable file passes here; serve parses it as a JWK set.
 	{"SESSIONHUB_KEYS_FILE", "config_test.go", func(t *testing.T, c *Config) { require.Equal(t, "config_test.go", c.KeysFile) }},
 	{"SESSIONHUB_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:5173", func(t *testing.T, c *Config) {
-		require.Equal(t, []string{"https://app.example.com", "http://localhost:5173"}, c.AllowedOrigins)
+		require.Equal(t, []string{"http://localhost:8080", "https://app.example.com", "http://localhost:5173"}, c.AllowedOrigins,
+			"the public URL's origin is always allowed")
 	}},
 	{"SESSIONHUB_HEARTBEAT", "10s", func(t *testing.T, c *Config) { require.Equal(t, 10*time.Second, c.Heartbeat) }},
 	{"SESSIONHUB_SWEEP_INTERVAL", "5s", func(t *testing.T, c *Config) { require.Equal(t, 5*time.Second, c.SweepInterval) }},

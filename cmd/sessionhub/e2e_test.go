@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sessionhub/sessionhub/auth"
 	"github.com/sessionhub/sessionhub/internal/testenv"
 )
 
@@ -179,7 +180,7 @@ func TestServeMemory(t *testing.T) {
 	// public id, never its secret, the query string or the raw path.
 	secret := "shs_" + strings.Repeat("A", 43)
 	req, _ := http.NewRequest(http.MethodGet, s.url+"/session?token=querysecret", nil)
-	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: "AAAAAAAAAAAAAAAAAAAAAA." + secret})
+	req.AddCookie(&http.Cookie{Name: auth.CookieName, Value: "AAAAAAAAAAAAAAAAAAAAAA." + secret})
 	req.Header.Set("X-Request-Id", "req-123")
 	resp, err := s.client.Do(req)
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sessionhub/sessionhub/auth"
 	"github.com/sessionhub/sessionhub/sessions"
 )
 
@@ -25,10 +26,6 @@ const maxHeaderBytes = 16<<10 - 4096
 // readHeaderTimeout disconnects a client that has not sent its headers
 // within 10 s (API.md, slowloris).
 const readHeaderTimeout = 10 * time.Second
-
-// sessionCookie is the name of the session cookie; the access log takes the
-// public id from it (the part before the dot), never the secret.
-const sessionCookie = "__Host-sessionhub"
 
 // requestID gives every request an id: a well-formed incoming X-Request-Id
 // (from a proxy) or a fresh one. It is stored under chi's key, so
@@ -158,7 +155,7 @@ func methodLabel(m string) string {
 // one. It is what the client presented, not proof of a live session.
 func presentedSessionID(r *http.Request) string {
 	raw := ""
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(auth.CookieName); err == nil {
 		raw = c.Value
 	} else if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Session "); ok {
 		raw = v

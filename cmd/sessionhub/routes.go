@@ -7,6 +7,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/sessionhub/sessionhub/auth"
+	"github.com/sessionhub/sessionhub/hub"
 )
 
 // routes are the handlers the public router mounts.
@@ -14,6 +15,7 @@ type routes struct {
 	health   healther
 	draining *atomic.Bool
 	auth     *auth.Server
+	hub      *hub.Hub
 	web      http.Handler // the catch-all: pages, assets, 404
 }
 
@@ -25,6 +27,8 @@ func addRoutes(r chi.Router, d routes) {
 	r.Get("/readyz", handleReadyz(d.health, d.draining))
 
 	d.auth.Routes(r)
+	r.Get("/ws", d.hub.ServeWS)
+	r.Post("/api/publish", d.hub.HandlePublish)
 
 	r.Handle("/*", d.web)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {

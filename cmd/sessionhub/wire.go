@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessionhub/sessionhub/auth"
+	"github.com/sessionhub/sessionhub/hub"
+	"github.com/sessionhub/sessionhub/sessions"
 	"github.com/sessionhub/sessionhub/web"
 )
 
@@ -36,12 +41,47 @@ type runner struct {
 }
 
 // wire builds auth, hub and web on top of the backends, and the public
-// router.
+// router. The order follows the dependencies: the JWT minter first (the hub
+// verifies its tokens), then the hub (auth's Cluster), then auth.
 func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) (*app, error) {
 	a := &app{cfg: cfg, log: log, reg: reg}
 	a.runners = append(a.runners, runner{"sessions", b.store.Run})
 
-	authSrv, err := newAuth(cfg, b, log, reg, nil)
+	tokens, err := newTokens(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	h, err := hub.New(hub.Config{
+		Prefix:            cfg.RedisPrefix,
+		AllowedOrigins:    cfg.AllowedOrigins,
+		Heartbeat:         cfg.Heartbeat,
+		SweepInterval:     cfg.SweepInterval,
+		SendQueueBytes:    cfg.SendQueue,
+		MaxSocketsPerUser: cfg.MaxSocketsPerUser,
+		Drain:             cfg.Drain,
+		Logger:            log.With("component", "hub"),
+		Registerer:        reg,
+	}, hub.Deps{
+		Verifier: hubVerifier{tokens},
+		Sessions: hubSessions{b.store},
+		Redis:    b.rdb, // nil in memory mode: the hub's in-memory broker
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	if b.mem != nil {
+		// In memory mode revocations never touch Redis: hand them to the
+		// hub in process. The subscription lives as long as the process.
+		b.mem.Subscribe(func(e sessions.Event) {
+			if payload, err := json.Marshal(e); err == nil {
+				h.HandleRevocation(payload)
+			}
+		})
+	}
+	a.runners = append(a.runners, runner{"hub", h.Run})
+	a.drainers = append(a.drainers, h.Shutdown)
+
+	authSrv, err := newAuth(cfg, b, tokens, log, reg, hubCluster{h})
 	if err != nil {
 		return nil, err
 	}
@@ -56,25 +96,26 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 		health:   b.store,
 		draining: &a.draining,
 		auth:     authSrv,
+		hub:      h,
 		web:      web.Handler(web.Config{GoogleEnabled: cfg.GoogleEnabled()}),
 	})
 	a.handler = r
 	return a, nil
 }
 
-// newAuth builds the auth surface: the signing keys, the JWT minter, the
-// refresh-token rotator and the server itself. The command-line tools use
-// it too (with a nil registerer), so that they have the HTTP routes'
-// effects and audit trail.
-func newAuth(cfg *Config, b *backends, log *slog.Logger, reg prometheus.Registerer, cluster auth.Cluster) (*auth.Server, error) {
+// newTokens loads the signing keys and makes the JWT minter/verifier.
+func newTokens(cfg *Config, log *slog.Logger) (*auth.Tokens, error) {
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Issuer: cfg.PublicURL.String(), TTL: cfg.TokenTTL}, keys)
-	if err != nil {
-		return nil, err
-	}
+	return auth.NewTokens(auth.TokenConfig{Issuer: cfg.PublicURL.String(), TTL: cfg.TokenTTL}, keys)
+}
+
+// newAuth builds the auth surface: the refresh-token rotator and the server
+// itself. The command-line tools use it too (nil registerer and cluster),
+// so that they have the HTTP routes' effects and audit trail.
+func newAuth(cfg *Config, b *backends, tokens *auth.Tokens, log *slog.Logger, reg prometheus.Registerer, cluster auth.Cluster) (*auth.Server, error) {
 	refreshStore := auth.NewRefreshMemory()
 	if b.pool != nil {
 		refreshStore = auth.NewRefreshPostgres(b.pool)
@@ -135,4 +176,78 @@ func loadKeys(cfg *Config, log *slog.Logger) (*auth.KeySet, error) {
 		return nil, &ConfigError{Name: "SESSIONHUB_KEYS_FILE", Err: fmt.Errorf("not a usable JWK set (make one with `sessionhub keys generate`): %w", err)}
 	}
 	return keys, nil
+}
+
+// hubVerifier adapts auth.Tokens to hub.Verifier.
+type hubVerifier struct{ tokens *auth.Tokens }
+
+func (v hubVerifier) Verify(token string) (hub.Identity, error) {
+	c, err := v.tokens.Verify(token)
+	if err != nil {
+		return hub.Identity{}, err
+	}
+	return hub.Identity{UserID: c.UserID, SessionID: c.SessionID, Scopes: c.Scopes, Service: c.Service}, nil
+}
+
+// hubSessions adapts sessions.Store to hub.Sessions.
+type hubSessions struct{ store *sessions.Store }
+
+func (s hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionState, error) {
+	st, err := s.store.Status(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]hub.SessionState, len(st))
+	for i, x := range st {
+		switch x {
+		case sessions.StatusAlive:
+			out[i] = hub.SessionAlive
+		case sessions.StatusRevoked:
+			out[i] = hub.SessionRevoked
+		default:
+			out[i] = hub.SessionExpired
+		}
+	}
+	return out, nil
+}
+
+// errNotBrowser refuses a cookie carrying a non-browser session: only
+// browser sessions are ever set as cookies.
+var errNotBrowser = errors.New("session cookie does not hold a browser session")
+
+// FromCookie authenticates a cookie-only socket handshake (and slides the
+// session, like any cookie-authenticated request).
+func (s hubSessions) FromCookie(r *http.Request) (hub.Identity, error) {
+	c, err := r.Cookie(auth.CookieName)
+	if err != nil {
+		return hub.Identity{}, err
+	}
+	sess, err := s.store.Authenticate(r.Context(), c.Value)
+	if err != nil {
+		return hub.Identity{}, err
+	}
+	if sess.Kind != sessions.KindBrowser {
+		return hub.Identity{}, errNotBrowser
+	}
+	return hub.Identity{UserID: sess.UserID, SessionID: sess.ID, Scopes: sess.Scopes}, nil
+}
+
+// hubCluster adapts *hub.Hub to auth.Cluster (NodeInfo is declared on both
+// sides, so Nodes converts).
+type hubCluster struct{ h *hub.Hub }
+
+func (c hubCluster) Acknowledge(ctx context.Context, requestID string) (func(time.Duration) (int, int), error) {
+	return c.h.Acknowledge(ctx, requestID)
+}
+
+func (c hubCluster) Nodes(ctx context.Context) ([]auth.NodeInfo, error) {
+	nodes, err := c.h.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]auth.NodeInfo, len(nodes))
+	for i, n := range nodes {
+		out[i] = auth.NodeInfo{ID: n.ID, Connections: n.Connections, StartedAt: n.StartedAt}
+	}
+	return out, nil
 }
