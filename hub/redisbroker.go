@@ -394,6 +394,9 @@ func (l *psLink) close() {
 }
 
 func (l *psLink) receiveLoop(ctx context.Context, h brokerHandler) {
+	// Closing the link unblocks a pending receive at once on shutdown.
+	stop := context.AfterFunc(ctx, l.close)
+	defer stop()
 	broken := false
 	lastHeard := time.Now()
 	backoff := 50 * time.Millisecond
