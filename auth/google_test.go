@@ -644,7 +644,6 @@ func TestGoogleConfigValidate(t *testing.T) {
 	require.NoError(t, ok.validate())
 	require.NoError(t, GoogleConfig{}.validate(), "off is valid")
 	for want, c := range map[string]GoogleConfig{
-		"GOOGLE_CLIENT_SECRET":   {ClientID: "id", PublicURL: "https://hub.example"},
 		"SESSIONHUB_OIDC_ISSUER": {ClientID: "id", ClientSecret: "s", PublicURL: "https://hub.example", Issuer: "http://idp.example"},
 		"SESSIONHUB_PUBLIC_URL":  {ClientID: "id", ClientSecret: "s", PublicURL: "hub.example"},
 	} {
@@ -655,6 +654,8 @@ func TestGoogleConfigValidate(t *testing.T) {
 	loopback := ok
 	loopback.Issuer = "http://127.0.0.1:5556/dex"
 	require.NoError(t, loopback.validate(), "plain http is allowed towards this machine")
+	dev := GoogleConfig{ClientID: "id", ClientSecret: "s", PublicURL: "http://localhost:8080", Issuer: "http://idp:8080"}
+	require.NoError(t, dev.validate(), "and when sessionhub itself is on plain http")
 }
 
 // TestGoogleMemoryMode: without Postgres and Redis for users, audit and

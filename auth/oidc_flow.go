@@ -75,23 +75,20 @@ func (c GoogleConfig) validate() error {
 	if !c.Enabled() {
 		return nil
 	}
-	// The secret also keys the state cookie, so every node must share it.
-	if c.ClientSecret == "" {
-		return errors.New("auth: GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
-	}
 	iss := c.issuer()
 	u, err := url.Parse(iss)
 	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("auth: SESSIONHUB_OIDC_ISSUER %q is not an absolute URL", iss)
 	}
-	// OIDC requires https; plain http only towards this machine (tests,
-	// a local provider during development).
-	if u.Scheme != "https" && (u.Scheme != "http" || !loopbackHost(u.Hostname())) {
-		return fmt.Errorf("auth: SESSIONHUB_OIDC_ISSUER %q must use https", iss)
-	}
 	p, err := url.Parse(c.PublicURL)
 	if err != nil || p.Host == "" || (p.Scheme != "https" && p.Scheme != "http") {
 		return fmt.Errorf("auth: SESSIONHUB_PUBLIC_URL %q is not an absolute http(s) URL", c.PublicURL)
+	}
+	// OIDC requires https. Plain http is accepted only towards this
+	// machine, or when sessionhub itself is served over plain http (a
+	// development or test setup, where nothing is on TLS anyway).
+	if u.Scheme != "https" && (u.Scheme != "http" || !(loopbackHost(u.Hostname()) || p.Scheme == "http")) {
+		return fmt.Errorf("auth: SESSIONHUB_OIDC_ISSUER %q must use https", iss)
 	}
 	return nil
 }
@@ -182,6 +179,12 @@ type oidcClient struct {
 func newOIDCClient(cfg GoogleConfig, used usedStates, now func() time.Time, log *slog.Logger) (*oidcClient, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.ClientSecret == "" {
+		// A public client (PKCE only) works, but the secret also keys the
+		// state cookie: without it each node seals with its own random key
+		// and a login must finish on the node that started it.
+		log.Warn("auth: GOOGLE_CLIENT_SECRET is empty: Google logins must finish on the node that started them")
 	}
 	codec, err := newOIDCCodec([]byte(cfg.ClientSecret))
 	if err != nil {
