@@ -51,6 +51,7 @@ func (c *hClock) Advance(d time.Duration) {
 // server, with handles on its collaborators.
 type hBundle struct {
 	srv    *Server
+	h      http.Handler // the router, for benchmarks without TCP
 	url    string
 	store  *sessions.Store
 	pool   *pgxpool.Pool
@@ -104,7 +105,7 @@ func hNode(t testing.TB, rdb *redis.Client, prefix string, pool *pgxpool.Pool, c
 	srv.Routes(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
-	return &hBundle{srv: srv, url: hs.URL, store: store, pool: pool, rdb: rdb, prefix: prefix, clock: clock, reg: reg}
+	return &hBundle{srv: srv, h: r, url: hs.URL, store: store, pool: pool, rdb: rdb, prefix: prefix, clock: clock, reg: reg}
 }
 
 // hResp is a response read whole.
