@@ -28,7 +28,11 @@ type googleRig struct {
 	*hBundle
 	provider *mockoidc.MockOIDC
 	public   *httptest.Server
+	late     *lateHandler
 	tr       *http.Transport
+	// googleOpt configures a node's Google login (and public URL) like
+	// this rig's, for more nodes on the same stores.
+	googleOpt hOpt
 }
 
 func newGoogleRig(t *testing.T, withGoogle bool, opts ...hOpt) *googleRig {
@@ -36,12 +40,12 @@ func newGoogleRig(t *testing.T, withGoogle bool, opts ...hOpt) *googleRig {
 	late := &lateHandler{}
 	public := httptest.NewServer(late)
 	t.Cleanup(public.Close)
-	g := &googleRig{public: public, tr: &http.Transport{}}
+	g := &googleRig{public: public, late: late, tr: &http.Transport{}}
 	t.Cleanup(g.tr.CloseIdleConnections)
 	if withGoogle {
 		g.provider = startProvider(t)
 	}
-	g.hBundle = hSetup(t, append([]hOpt{func(cfg *Config, _ *Deps) {
+	g.googleOpt = func(cfg *Config, _ *Deps) {
 		cfg.PublicURL = public.URL
 		if withGoogle {
 			cfg.Google = GoogleConfig{
@@ -49,12 +53,19 @@ func newGoogleRig(t *testing.T, withGoogle bool, opts ...hOpt) *googleRig {
 				Issuer: g.provider.Issuer(), HTTPClient: providerClient(t),
 			}
 		}
-	}}, opts...)...)
-	r := chi.NewRouter()
-	g.srv.Routes(r)
-	r.Get("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "home") })
-	late.set(r)
+	}
+	g.hBundle = hSetup(t, append([]hOpt{g.googleOpt}, opts...)...)
+	g.route(g.hBundle)
 	return g
+}
+
+// route sends the public URL's traffic to node n from now on (a load
+// balancer switching replicas).
+func (g *googleRig) route(n *hBundle) {
+	r := chi.NewRouter()
+	n.srv.Routes(r)
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "home") })
+	g.late.set(r)
 }
 
 // lateHandler lets a server start (so its URL is known) before the handler
@@ -682,4 +693,31 @@ func TestGoogleMemoryMode(t *testing.T) {
 
 	b.c.Jar.SetCookies(cb, saved)
 	requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+}
+
+// TestGoogleAcrossNodes: a login started on one node finishes on another
+// (the state cookie is sealed with a key every node derives from the
+// client secret), and its replay is refused on the first node too (the
+// used-state set is in the shared Redis).
+func TestGoogleAcrossNodes(t *testing.T) {
+	t.Parallel()
+	g := newGoogleRig(t, true)
+	nodeA := g.hBundle
+	nodeB := hNode(t, g.rdb, g.prefix, g.pool, g.clock, g.googleOpt)
+	b := g.browser(t)
+	g.queue(&oidcUser{Sub: "g-900", Email: "jo@gmail.com", EmailVerified: true})
+
+	cb := b.authorize(t, "/auth/google/login") // on node A
+	saved := b.c.Jar.Cookies(cb)
+	g.route(nodeB)
+	rep := b.get(t, cb.String())
+	require.Equal(t, "/", rep.Header.Get("Location"), rep.body)
+	require.NotEmpty(t, b.whoami(t))
+
+	g.route(nodeA)
+	b.c.Jar.SetCookies(cb, saved)
+	requireRefused(t, b.get(t, cb.String()), http.StatusBadRequest, "invalid_state")
+	require.Equal(t, "state_replayed", g.lastEvent(t, "login_failed").Detail["reason"])
+	u, i, s := g.written(t)
+	require.Equal(t, [3]int{1, 1, 1}, [3]int{u, i, s})
 }
