@@ -85,6 +85,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		c.closeWith(DisconnectGoingAway, 0)
 	}
+	h.writers.Add(1)
 	go c.writeLoop()
 	go c.readLoop()
 }

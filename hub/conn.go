@@ -80,6 +80,7 @@ func (c *conn) enqueue(frame []byte) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
+		c.h.writers.Add(1)
 		go c.writeLoop()
 	}
 	return true
@@ -109,6 +110,7 @@ func (c *conn) closeWith(d Disconnect, revokeAt int64) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
+		c.h.writers.Add(1)
 		go c.writeLoop()
 	}
 	return true
@@ -137,6 +139,7 @@ func (c *conn) isClosing() bool {
 // writeLoop drains the queue in batches (one writev each) and exits when
 // the queue is empty, so an idle socket has no writer goroutine.
 func (c *conn) writeLoop() {
+	defer c.h.writers.Add(-1)
 	for {
 		c.mu.Lock()
 		batch := c.queue

@@ -33,6 +33,7 @@ type Hub struct {
 	nextID   atomic.Uint64
 	bufs     sync.Pool
 	live     atomic.Int64 // socket readers still running
+	writers  atomic.Int64 // writer goroutines running (0 when every queue is empty)
 
 	reconcileKick chan struct{}
 

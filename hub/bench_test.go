@@ -1,0 +1,196 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessionhub/sessionhub/internal/testenv"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// benchNode is a hub on the real Redis accepting "auto.<n>" tokens.
+func benchNode(b *testing.B) *node {
+	rdb, prefix := testenv.Redis(b)
+	auth := newFakeAuth()
+	auth.auto = true
+	return startNode(b, auth, rdb, prefix, func(c *Config) { c.Heartbeat = 25 * time.Second })
+}
+
+// clientProcs starts load-client processes (this test binary in client
+// mode) holding n sockets in total, at most perProc each (the file limit).
+func clientProcs(b *testing.B, n *node, total int, channel string) (stop func()) {
+	const perProc = 9000
+	var procs []*exec.Cmd
+	var stdins []interface{ Close() error }
+	for base := 0; base < total; base += perProc {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "HUB_BENCH_CLIENT=1", "HUB_BENCH_URL="+n.wsURL(),
+			"HUB_BENCH_N="+strconv.Itoa(min(perProc, total-base)), "HUB_BENCH_BASE="+strconv.Itoa(base),
+			"HUB_BENCH_CHANNEL="+channel)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			b.Fatalf("client process: %q %v", line, err)
+		}
+		procs = append(procs, cmd)
+		stdins = append(stdins, in)
+	}
+	return func() {
+		for _, in := range stdins {
+			_ = in.Close()
+		}
+		for _, p := range procs {
+			_ = p.Wait()
+		}
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+type memSnap struct {
+	heap, stack, rss int64
+	goroutines       int
+}
+
+func snapshot() memSnap {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSnap{int64(ms.HeapInuse), int64(ms.StackInuse), rssBytes(), runtime.NumGoroutine()}
+}
+
+// BenchmarkIdleSockets opens HUB_BENCH_SOCKETS (default 2000) idle sockets
+// from separate client processes and reports the server's cost per socket:
+// heap+stack and RSS after a forced GC, goroutines, and server CPU per
+// connect (handshake, token check, liveness read, Redis ledger, user
+// channel subscription). Run with -benchtime=1x.
+func BenchmarkIdleSockets(b *testing.B) {
+	total := envInt("HUB_BENCH_SOCKETS", 2000)
+	for range b.N {
+		n := benchNode(b)
+		before := snapshot()
+		cpu0, t0 := cpuTime(), time.Now()
+		stop := clientProcs(b, n, total, "")
+		for n.h.Connections() < total {
+			time.Sleep(10 * time.Millisecond)
+		}
+		connectCPU, connectWall := cpuTime()-cpu0, time.Since(t0)
+		time.Sleep(time.Second) // let handshake garbage settle
+		after := snapshot()
+		per := func(a, b int64) float64 { return float64(a-b) / float64(total) }
+		b.ReportMetric(per(after.heap+after.stack, before.heap+before.stack), "heap+stack-B/socket")
+		b.ReportMetric(per(after.rss, before.rss), "RSS-B/socket")
+		b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(total), "goroutines/socket")
+		b.ReportMetric(float64(connectCPU.Microseconds())/float64(total), "server-CPU-µs/connect")
+		b.ReportMetric(float64(total)/connectWall.Seconds(), "connects/s")
+		stop()
+		for n.h.Connections() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// BenchmarkFanOut broadcasts to HUB_BENCH_SUBSCRIBERS (default 1000)
+// sockets held by client processes, straight from the broker handler (the
+// path a Redis message takes). One op is one broadcast; it reports
+// deliveries/s and server CPU-seconds per million deliveries. "batched"
+// lets queues build (writev of several frames); "unbatched" waits for every
+// write before the next broadcast (one syscall per delivery, the worst case).
+func BenchmarkFanOut(b *testing.B) {
+	subs := envInt("HUB_BENCH_SUBSCRIBERS", 1000)
+	n := benchNode(b)
+	stop := clientProcs(b, n, subs, "bench:room")
+	defer stop()
+	payload := messagePayload("bench:room", []byte(`{"text":"hello, sessionhub","n":12345}`), "server")
+	idle := func() {
+		for n.h.writers.Load() > 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	for _, mode := range []string{"batched", "unbatched"} {
+		b.Run(mode, func(b *testing.B) {
+			idle()
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0, t0 := cpuTime(), time.Now()
+			for range b.N {
+				n.h.message("ch:bench:room", payload)
+				if mode == "unbatched" {
+					idle()
+				}
+			}
+			idle()
+			cpu, wall := cpuTime()-cpu0, time.Since(t0)
+			deliveries := float64(b.N) * float64(subs)
+			b.ReportMetric(deliveries/wall.Seconds(), "deliveries/s")
+			b.ReportMetric(cpu.Seconds()/deliveries*1e6, "CPU-s/M-deliveries")
+		})
+	}
+}
+
+// BenchmarkHandshake dials and closes one socket per op in-process (client
+// cost included; see BenchmarkIdleSockets for server-only CPU per connect).
+func BenchmarkHandshake(b *testing.B) {
+	n := benchNode(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		c, err := rawDial(n.wsURL(), fmt.Sprintf("auto.%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.nc.Close()
+	}
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for n.h.Connections() > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+}
