@@ -20,13 +20,11 @@ const maxCookieValue = 128
 // cookieToken returns the session cookie's raw value, or "" when absent.
 // Only the first cookie of that name counts.
 func cookieToken(r *http.Request) string {
-	for _, c := range r.CookiesNamed(CookieName) {
-		if len(c.Value) > maxCookieValue {
-			return ""
-		}
-		return c.Value
+	cs := r.CookiesNamed(CookieName)
+	if len(cs) == 0 || len(cs[0].Value) > maxCookieValue {
+		return ""
 	}
-	return ""
+	return cs[0].Value
 }
 
 // writeCookie is the one place that sets or clears the session cookie.

@@ -64,7 +64,6 @@ var (
 	errNotFound        = &apiError{http.StatusNotFound, "not_found", "not found"}
 	errTooLarge        = &apiError{http.StatusRequestEntityTooLarge, "too_large", "request body over 64 KiB"}
 	errMediaType       = &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json"}
-	errMethod          = &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"}
 	errInvalidToken    = &apiError{http.StatusUnauthorized, "invalid_token", "the refresh token is invalid"}
 )
 

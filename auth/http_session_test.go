@@ -348,3 +348,20 @@ func TestJWKS(t *testing.T) {
 	require.NotEmpty(t, k["kid"])
 	require.NotContains(t, k, "d")
 }
+
+func TestCookieSession(t *testing.T) {
+	t.Parallel()
+	b := hSetup(t)
+	u := b.signup(t, hEmail("ws"))
+	r, err := http.NewRequest("GET", "/ws", nil)
+	require.NoError(t, err)
+	_, err = b.srv.CookieSession(r)
+	require.Error(t, err)
+	r.Header.Set("Cookie", CookieName+"="+u.token)
+	s, err := b.srv.CookieSession(r)
+	require.NoError(t, err)
+	require.Equal(t, u.sessID, s.ID)
+	require.Equal(t, http.StatusNoContent, u.do(t, "POST", "/auth/logout", nil).status)
+	_, err = b.srv.CookieSession(r)
+	require.ErrorIs(t, err, sessions.ErrNotFound)
+}

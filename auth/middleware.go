@@ -136,3 +136,26 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// CookieSession authenticates r by its session cookie alone (browser
+// sessions), sliding the expiry. It is what cmd adapts for the hub's
+// cookie-only WebSocket handshake; the hub checks Origin itself.
+func (s *Server) CookieSession(r *http.Request) (*sessions.Session, error) {
+	raw := cookieToken(r)
+	if raw == "" {
+		return nil, errUnauthenticated
+	}
+	sess, err := s.store.Authenticate(r.Context(), raw)
+	if err != nil {
+		if errors.Is(err, sessions.ErrNotFound) || errors.Is(err, sessions.ErrInvalidToken) {
+			s.metrics.invalidSessions.Inc()
+			return nil, sessions.ErrNotFound
+		}
+		return nil, err
+	}
+	if sess.Kind != sessions.KindBrowser {
+		s.metrics.invalidSessions.Inc()
+		return nil, sessions.ErrNotFound
+	}
+	return sess, nil
+}
