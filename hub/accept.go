@@ -48,6 +48,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c := &conn{h: h, id: h.nextID.Add(1), ident: ident, from: fromOf(ident), handshake: start}
+	c.writeFn = c.writeLoop
 	c.lastSeen.Store(start)
 	hj := &hijacker{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
@@ -86,7 +87,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(DisconnectGoingAway, 0)
 	}
 	h.writers.Add(1)
-	go c.writeLoop()
+	go c.writeFn()
 	go c.readLoop()
 }
 

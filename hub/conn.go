@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +54,9 @@ type conn struct {
 	reason   Disconnect
 	revokeAt int64 // issued_at of the revocation closing it (unix ns), 0 if none
 	timer    *time.Timer
+	// writeFn is writeLoop bound once, so starting a writer allocates no
+	// closure per burst.
+	writeFn func()
 
 	// Reader-goroutine state.
 	channels map[string]struct{}
@@ -81,7 +83,7 @@ func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Unlock()
 	if start {
 		c.h.writers.Add(1)
-		go c.writeLoop()
+		go c.writeFn()
 	}
 	return true
 }
@@ -111,7 +113,7 @@ func (c *conn) closeWith(d Disconnect, revokeAt int64) bool {
 	c.mu.Unlock()
 	if start {
 		c.h.writers.Add(1)
-		go c.writeLoop()
+		go c.writeFn()
 	}
 	return true
 }
@@ -154,7 +156,7 @@ func (c *conn) writeLoop() {
 		revokeAt := c.revokeAt
 		c.mu.Unlock()
 
-		err := c.sc.writeFrames(net.Buffers(batch), endsInClose)
+		err := c.sc.writeFrames(batch, endsInClose)
 		if endsInClose && err == nil && revokeAt != 0 {
 			c.h.m.revokeClose.Observe(float64(time.Now().UnixNano()-revokeAt) / 1e9)
 		}

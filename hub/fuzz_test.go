@@ -36,6 +36,7 @@ func FuzzDispatch(f *testing.F) {
 		}
 		c := &conn{h: h, id: 1, ident: Identity{UserID: "u1", SessionID: "S1",
 			Scopes: []string{"sub:room:*", "pub:room:*"}}, from: "u1"}
+		c.writeFn = c.writeLoop
 		c.writing = true // hold the writer: replies stay queued for inspection
 		c.handle(msg)
 		h.reg.remove(c)

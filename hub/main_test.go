@@ -2,11 +2,11 @@ package hub
 
 import (
 	"context"
-	"os"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"

@@ -33,6 +33,18 @@ type sockConn struct {
 
 	wmu       sync.Mutex
 	closeSent bool
+	deadline  time.Time // write deadline last set
+}
+
+// refreshDeadline keeps the write deadline between 3/4 and all of timeout
+// ahead, re-arming the runtime timer only every timeout/4 rather than on
+// every write (7% of a broadcast's CPU before). wmu is held.
+func (s *sockConn) refreshDeadline() {
+	now := time.Now()
+	if s.deadline.Sub(now) < s.timeout*3/4 {
+		s.deadline = now.Add(s.timeout)
+		_ = s.Conn.SetWriteDeadline(s.deadline)
+	}
 }
 
 func (s *sockConn) Read(p []byte) (int, error) {
@@ -57,24 +69,26 @@ func (s *sockConn) Write(p []byte) (int, error) {
 	if len(p) > 0 && p[0]&0x0f == 0x8 {
 		s.closeSent = true
 	}
-	_ = s.Conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	s.refreshDeadline()
 	return s.Conn.Write(p)
 }
 
 // writeFrames writes a batch of complete frames in one writev. endsInClose
 // says the batch's last frame is a close frame. The frames may be shared
-// with other sockets and are not modified; bufs is consumed.
-func (s *sockConn) writeFrames(bufs net.Buffers, endsInClose bool) error {
+// with other sockets: their bytes are never modified (the slice headers in
+// frames are).
+func (s *sockConn) writeFrames(frames [][]byte, endsInClose bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closeSent {
 		return nil
 	}
-	_ = s.Conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	s.refreshDeadline()
 	var err error
-	if len(bufs) == 1 {
-		_, err = s.Conn.Write(bufs[0])
+	if len(frames) == 1 {
+		_, err = s.Conn.Write(frames[0]) // the common case allocates nothing
 	} else {
+		bufs := net.Buffers(frames)
 		_, err = bufs.WriteTo(s.Conn)
 	}
 	if endsInClose {
