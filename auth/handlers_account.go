@@ -81,6 +81,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.seen.put(u)
 	s.writeCookie(w, tok.String(), sess, s.store.Config().Now())
 	writeJSON(w, http.StatusCreated, accountResponse{User: viewUser(u), Session: viewSession(sess, sess.ID), CSRFToken: sess.CSRFToken})
 }
@@ -216,6 +217,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.metrics.logins.WithLabelValues("password", "success").Inc()
 	s.audit(ctx, AuditEvent{Type: EventLoginSucceeded, UserID: u.ID, SessionID: sess.ID, IP: o.ip, UserAgent: o.ua,
 		Detail: map[string]any{"method": "password", "result": "success", "kind": string(kind)}})
+	s.seen.put(u)
 	if !mobile {
 		s.writeCookie(w, tok.String(), sess, s.store.Config().Now())
 		writeJSON(w, http.StatusOK, accountResponse{User: viewUser(u), Session: viewSession(sess, sess.ID), CSRFToken: sess.CSRFToken})
@@ -264,12 +266,17 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	o := s.originOf(r)
 	sid, next, err := s.refresher.Rotate(ctx, req.RefreshToken)
 	if errors.Is(err, ErrRefreshReuse) {
+		// Theft or a replay: end the device session (its sockets close),
+		// then record the reuse against its user.
 		s.metrics.logins.WithLabelValues("refresh", "failure").Inc()
-		s.audit(ctx, AuditEvent{Type: EventRefreshReuse, SessionID: sid, IP: o.ip, UserAgent: o.ua,
-			Detail: map[string]any{"method": "refresh"}})
-		if sid != "" {
-			s.revoke(ctx, sid, sessions.ReasonRefreshReuse, "", o)
+		ev := AuditEvent{Type: EventRefreshReuse, SessionID: sid, IP: o.ip, UserAgent: o.ua,
+			Detail: map[string]any{"method": "refresh", "result": "failure"}}
+		if sess, rerr := s.revokeSession(ctx, sid, sessions.ReasonRefreshReuse, "", o); rerr == nil {
+			ev.UserID = sess.UserID
+		} else if !errors.Is(rerr, sessions.ErrNotFound) {
+			s.log.Error("auth: refresh reuse: revoking the device session failed", "session_id", sid, "err", rerr)
 		}
+		s.audit(ctx, ev)
 		s.writeError(w, r, errInvalidToken)
 		return
 	}

@@ -20,15 +20,29 @@ const minute = time.Minute
 // page needs for its mutations. Authentication already slid the expiry.
 func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
+	var view userView
 	u, err := s.users.UserByID(r.Context(), c.sess.UserID)
-	if err != nil {
-		if errors.Is(err, ErrUserNotFound) {
-			err = errUnauthenticated // the account is gone: the session is worthless
+	switch {
+	case err == nil:
+		s.seen.put(u)
+		view = viewUser(u)
+	case errors.Is(err, ErrUserNotFound):
+		s.writeError(w, r, errUnauthenticated) // the account is gone: the session is worthless
+		return
+	case unavailable(err):
+		// Postgres is down but the session is valid (Redis said so):
+		// answer from what this node last saw, or with the id alone,
+		// rather than failing every page load during the outage.
+		s.log.Warn("auth: GET /session answered without Postgres", "user_id", c.sess.UserID)
+		var ok bool
+		if view, ok = s.seen.get(c.sess.UserID); !ok {
+			view = userView{ID: c.sess.UserID}
 		}
+	default:
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, accountResponse{User: viewUser(u), Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken})
+	writeJSON(w, http.StatusOK, accountResponse{User: view, Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken})
 }
 
 // handleListSessions serves GET /sessions: the caller's live sessions
@@ -144,14 +158,20 @@ func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 
 // revoke ends one session and records it. requestID asks the hubs for acks.
 func (s *Server) revoke(ctx context.Context, id string, reason sessions.Reason, requestID string, o origin) error {
+	_, err := s.revokeSession(ctx, id, reason, requestID, o)
+	return err
+}
+
+// revokeSession is revoke returning the revoked session.
+func (s *Server) revokeSession(ctx context.Context, id string, reason sessions.Reason, requestID string, o origin) (*sessions.Session, error) {
 	sess, err := s.store.Revoke(ctx, id, sessions.Revocation{Reason: reason, RequestID: requestID})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.metrics.sessionsRevoked.WithLabelValues(string(reason)).Inc()
 	s.audit(ctx, AuditEvent{Type: EventSessionRevoked, UserID: sess.UserID, SessionID: id, IP: o.ip, UserAgent: o.ua,
 		Detail: map[string]any{"reason": string(reason), "kind": string(sess.Kind)}})
-	return nil
+	return sess, nil
 }
 
 // revokeUser ends every session of userID but except, recording each.

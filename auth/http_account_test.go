@@ -316,7 +316,7 @@ func TestMobileLoginRefreshReuse(t *testing.T) {
 	st, err := b.store.Status(context.Background(), []string{sess["id"].(string)})
 	require.NoError(t, err)
 	require.Equal(t, sessions.StatusRevoked, st[0])
-	reuse := b.events(t, EventRefreshReuse, "")
+	reuse := b.events(t, EventRefreshReuse, web.id)
 	require.Len(t, reuse, 1)
 	require.Equal(t, sess["id"], reuse[0].SessionID)
 	revoked := b.events(t, EventSessionRevoked, web.id)

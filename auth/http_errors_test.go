@@ -44,12 +44,20 @@ func TestPostgresDown(t *testing.T) {
 		require.NotContains(t, string(r.body), "dial")
 	}
 
+	// GET /session keeps answering from Redis when the users table is
+	// unreachable (with what the node knows of the user).
+	usersDown := hNode(t, b.rdb, b.prefix, b.pool, b.clock, func(_ *Config, d *Deps) { d.Users = NewPostgresUsers(deadPool(t)) })
+	r := usersDown.do(t, "GET", "/session", nil, "Cookie", CookieName+"="+u.token)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, u.id, r.json(t)["user"].(map[string]any)["id"])
+	require.Equal(t, u.csrf, r.json(t)["csrf_token"])
+
 	// The session store's Postgres down: login cannot record a session.
 	hot := sessions.NewRedis(b.rdb, b.prefix)
 	store, err := sessions.New(sessions.Config{Now: b.clock.Now, Logger: slog.New(slog.DiscardHandler)}, hot, sessions.NewPostgres(deadPool(t)), hot)
 	require.NoError(t, err)
 	node := hNode(t, b.rdb, b.prefix, b.pool, b.clock, func(_ *Config, d *Deps) { d.Store = store })
-	r := node.do(t, "POST", "/auth/login", map[string]any{"email": email, "password": hPassword})
+	r = node.do(t, "POST", "/auth/login", map[string]any{"email": email, "password": hPassword})
 	require.Equal(t, http.StatusServiceUnavailable, r.status, "%s", r.body)
 	require.Equal(t, "unavailable", r.errCode(t))
 	// Sessions keep validating from Redis.

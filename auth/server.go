@@ -169,6 +169,7 @@ type Server struct {
 	ips       clientIPs
 	backoff   backoff
 	google    *oidcClient // nil when Google login is off (google.go)
+	seen      *userCache  // users served, for GET /session while Postgres is down
 }
 
 // New validates cfg and deps and returns the Server.
@@ -193,7 +194,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, store: deps.Store, users: deps.Users, auditor: deps.Auditor,
 		tokens: deps.Tokens, refresher: deps.Refresher, cluster: deps.Cluster,
-		log: deps.Logger, ips: clientIPs{trusted: cfg.TrustedProxies},
+		log: deps.Logger, ips: clientIPs{trusted: cfg.TrustedProxies}, seen: newUserCache(),
 		backoff: backoff{free: cfg.FreeFailures, base: cfg.BackoffBase, max: cfg.BackoffMax, memory: cfg.FailureMemory},
 	}
 	switch {
