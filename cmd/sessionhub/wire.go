@@ -90,6 +90,9 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
+	if err := registerStoreCollector(reg, b.store, &a.draining); err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
 	r.Use(requestID, hm.observe(log), limitBody)
 	addRoutes(r, routes{
