@@ -221,7 +221,8 @@ func runJourney(t *testing.T, s *server, workerToken string, mobile bool) *journ
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	j.expect("/auth/logout", http.StatusNoContent, login.Session.ID)
 	require.Equal(t, websocket.StatusCode(4001), closeCode(t, ws))
-	// The handshake's line is written when its handler returns, at close.
+	// The handshake's line: its handler returns once the socket is handed
+	// to the hub (before the close, but counted only here for clarity).
 	j.expect("/ws", http.StatusSwitchingProtocols, "")
 
 	j.randPath = "zz" + strings.ToLower(sessions.RandomString(10))
@@ -333,8 +334,8 @@ func TestMetricsMoveByJourney(t *testing.T) {
 	j := runJourney(t, s, worker, false)
 
 	// Some series move just after the client saw the effect (the close
-	// frame is counted once written, the /ws line once its handler
-	// returns): scrape until the last of them has moved.
+	// frame is counted once written, a delivery once handed to every
+	// socket): scrape until the last of them has moved.
 	var after map[string]*dto.MetricFamily
 	deadline := time.Now().Add(10 * time.Second)
 	for {
