@@ -54,8 +54,10 @@ type UserStore interface {
 	// AddScopes adds scopes the user lacks and returns the updated user.
 	AddScopes(ctx context.Context, id string, scopes []string) (*User, error)
 	// SearchUsers returns up to limit users whose email or name contains q
-	// case-insensitively and literally, ordered by lower(email), starting
-	// after the lower-cased email after ("" from the first).
+	// case-insensitively and literally (no wildcard characters), ordered
+	// by lower(email), starting after the user whose email is after ("" =
+	// from the first). Emails are unique case-insensitively, so this
+	// keyset cursor is stable.
 	SearchUsers(ctx context.Context, q, after string, limit int) ([]*User, error)
 	// IdentityBySubject returns the identity (provider, subject).
 	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
