@@ -191,13 +191,20 @@ ORDER BY 1, 2`
 //     before hi = (active at since) + created in [since, hi) − ended in
 //     [since, hi), a running sum over a grid of every bucket and kind, so
 //     quiet buckets still carry the sessions alive through them;
-//   - a (bucket, kind) row whose three counts are zero is empty and omitted.
+//   - a (bucket, kind) row whose three counts are zero is empty and omitted;
+//   - only sessions that can count are read: created before until and
+//     either live with expires_at >= since or revoked at or after since
+//     (a session ending at or after since was revoked then or is unrevoked
+//     with such an expiry). The two arms match the partial indexes
+//     sessions_live_expires and sessions_revoked_at, so a recent range
+//     does not read the whole table.
 const sessionsReportSQL = `
 WITH s AS (
     SELECT kind, created_at, revoked_at,
            least(coalesce(revoked_at, 'infinity'::timestamptz), expires_at, absolute_expires_at) AS end_at
     FROM sessions
     WHERE created_at < $2
+      AND ((revoked_at IS NULL AND expires_at >= $1) OR revoked_at >= $1)
 ),
 base AS (
     SELECT kind, count(*) AS n FROM s WHERE created_at < $1 AND end_at >= $1 GROUP BY kind
