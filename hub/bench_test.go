@@ -29,7 +29,8 @@ func benchNode(b *testing.B) *node {
 	rdb, prefix := testenv.Redis(b)
 	auth := newFakeAuth()
 	auth.auto = true
-	return startNode(b, auth, rdb, prefix, func(c *Config) { c.Heartbeat = 25 * time.Second })
+	// Raw load clients answer no pings: no heartbeat during a run.
+	return startNode(b, auth, rdb, prefix, func(c *Config) { c.Heartbeat = time.Hour })
 }
 
 // clientProcs starts load-client processes (this test binary in client
@@ -40,6 +41,11 @@ func clientProcs(b *testing.B, n *node, total int, channel string) (stop func())
 	var stdins []interface{ Close() error }
 	for base := 0; base < total; base += perProc {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		if cpus := os.Getenv("HUB_BENCH_CLIENT_CPUS"); cpus != "" {
+			// Pin the load elsewhere than the server (run the server under
+			// taskset too), so that server CPU is not stolen by clients.
+			cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+		}
 		cmd.Env = append(os.Environ(), "HUB_BENCH_CLIENT=1", "HUB_BENCH_URL="+n.wsURL(),
 			"HUB_BENCH_N="+strconv.Itoa(min(perProc, total-base)), "HUB_BENCH_BASE="+strconv.Itoa(base),
 			"HUB_BENCH_CHANNEL="+channel)
