@@ -293,7 +293,7 @@ func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 	tb.b.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 	defer cancel()
-	require.NoError(tb.b.t, chromedp.Do(ctx, actions...), "tab %s", tb.name)
+	tb.check(chromedp.Do(ctx, actions...))
 }
 
 func run[T any](tb *tab, a chromedp.Action[T]) T {
@@ -301,8 +301,30 @@ func run[T any](tb *tab, a chromedp.Action[T]) T {
 	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
-	require.NoError(tb.b.t, err, "tab %s", tb.name)
+	tb.check(err)
 	return v
+}
+
+// check fails the test on err, first saving what the page looked like and
+// what it complained about.
+func (tb *tab) check(err error) {
+	tb.b.t.Helper()
+	if err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+	defer cancel()
+	if png, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
+		p := filepath.Join(tb.b.shots, "FAILED-"+tb.name+".png")
+		if os.WriteFile(p, png, 0o644) == nil {
+			tb.b.t.Logf("screenshot of the failure: %s", p)
+		}
+	}
+	if where, lerr := chromedp.Run(ctx, chromedp.Location()); lerr == nil {
+		tb.b.t.Logf("tab %s was at %s", tb.name, where)
+	}
+	tb.b.t.Logf("page problems so far:\n%s", tb.b.problems.String())
+	tb.b.t.Fatalf("tab %s: %v", tb.name, err)
 }
 
 func (tb *tab) text(css string) string {
@@ -320,11 +342,13 @@ func (tb *tab) until(expr string) {
 		ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		cancel()
-		require.NoError(tb.b.t, err, "tab %s: %s", tb.name, expr)
+		tb.check(err)
 		if ok {
 			return
 		}
-		require.False(tb.b.t, time.Now().After(deadline), "tab %s: still false after %s: %s", tb.name, stepTimeout, expr)
+		if time.Now().After(deadline) {
+			tb.check(fmt.Errorf("still false after %s: %s", stepTimeout, expr))
+		}
 		time.Sleep(25 * time.Millisecond)
 	}
 }
@@ -336,6 +360,8 @@ func (tb *tab) screenshot(name string) {
 	tb.b.t.Helper()
 	// Let animations (toasts, new log lines) settle.
 	time.Sleep(350 * time.Millisecond)
+	// From the top, or the sticky bar lands mid-page in a full screenshot.
+	tb.do(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	png := run(tb, chromedp.FullScreenshot(100))
 	p := filepath.Join(tb.b.shots, name+".png")
 	require.NoError(tb.b.t, os.WriteFile(p, png, 0o644))
@@ -352,7 +378,9 @@ func (b *browser) noProblems() {
 func fill(css, value string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.WaitVisible(chromedp.CSS(css)),
-		chromedp.Clear(chromedp.CSS(css)),
+		// Not chromedp.Clear (it resets the attribute, not what was typed)
+		// nor SetValue (it fails under the pages' CSP).
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ""`, css)),
 		chromedp.SendKeys(chromedp.CSS(css), value),
 	)
 }
@@ -466,6 +494,18 @@ func TestBrowserSignupLiveRevoke(t *testing.T) {
 
 	d.do(chromedp.WaitNotPresent(chromedp.CSS(`#sessions li[data-current="false"]`)))
 	d.screenshot("08-devices-after-revoke")
+
+	// The same pages on a phone-sized screen, and the 404 page.
+	d.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	d.screenshot("09-devices-mobile")
+	d.do(chromedp.Navigate(srv.URL + "/live"))
+	d.visible(`#status[data-state="open"]`)
+	d.screenshot("10-live-mobile")
+	d.do(chromedp.Navigate(srv.URL + "/login"))
+	d.screenshot("11-login-mobile")
+	d.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(srv.URL+"/no-such-page"))
+	d.visible(".notfound")
+	d.screenshot("12-not-found")
 	b.noProblems()
 }
 
@@ -540,16 +580,23 @@ func TestBrowserWorkerAndAdmin(t *testing.T) {
 	require.Contains(t, strings.ToLower(u.text("#status-text")), "logged out everywhere")
 	u.screenshot("05-live-logged-out-everywhere")
 
+	// A non-admin who opens the console is told so (the API refuses anyway).
+	u.login(srv.URL, email, "bob password 1")
+	u.do(chromedp.Navigate(srv.URL + "/console"))
+	u.visible("#denied")
+	require.Equal(t, "true", run(u, chromedp.Evaluate[string](`String(document.querySelector("#console").hidden)`)))
+	u.screenshot("06-console-denied")
+
 	// The cluster view lists this node and its connections.
 	a.do(click("#tab-cluster"))
 	a.do(chromedp.WaitVisible(chromedp.CSS("#nodes tr")))
 	require.Equal(t, "1", a.text("#stat-nodes"))
-	a.screenshot("06-console-cluster")
+	a.screenshot("07-console-cluster")
 
 	// Reports tab: the placeholder module mounts.
 	a.do(click("#tab-reports"))
 	a.visible("#reports-root section")
-	a.screenshot("07-console-reports")
+	a.screenshot("08-console-reports")
 	b.noProblems()
 }
 

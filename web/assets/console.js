@@ -16,17 +16,6 @@ import { $, ago, confirmAction, h, icon, kindLabel, sessionIcon, sessionName, sh
 const pageSize = 25;
 const statsEvery = 5000;
 
-const { isAdmin } = await boot();
-const allowed = await isAdmin;
-$("#console-loading").hidden = true;
-if (!allowed) {
-  $("#denied").hidden = false;
-} else {
-  $("#console").hidden = false;
-  wireTabs();
-  wireUsers();
-  wireCluster();
-}
 
 // ---- tabs ----
 
@@ -126,14 +115,15 @@ async function showUser(u, result) {
   }
   if (selected !== u.id) return; // another user was picked meanwhile
   sessions.sort((a, b) => Date.parse(b.last_seen_at) - Date.parse(a.last_seen_at));
-  panel.replaceChildren(
+  const title = u.name || u.email.split("@")[0];
+  const parts = [
     h(
-      "div.card-head",
+      "div.card-head.detail-head",
       null,
       h(
         "div",
         null,
-        h("h2", null, u.name || u.email),
+        h("h2", null, title),
         h("p", null, u.email, " · ", h("span.mono", { title: u.id }, shortId(u.id))),
       ),
       h(
@@ -143,13 +133,12 @@ async function showUser(u, result) {
         "Log out everywhere",
       ),
     ),
-    result || null,
-    problem
-      ? h("p.empty", { role: "alert" }, problem)
-      : sessions.length === 0
-        ? h("p.empty", null, "No live sessions.")
-        : h("ul.devices", { "aria-label": `Sessions of ${u.email}` }, sessions.map((s) => adminSession(u, s))),
-  );
+  ];
+  if (result) parts.push(result);
+  if (problem) parts.push(h("p.empty", { role: "alert" }, problem));
+  else if (sessions.length === 0) parts.push(h("p.empty", null, "No live sessions."));
+  else parts.push(h("ul.devices", { "aria-label": `Sessions of ${u.email}` }, sessions.map((s) => adminSession(u, s))));
+  panel.replaceChildren(...parts);
   panel.setAttribute("aria-busy", "false");
 }
 
@@ -250,7 +239,6 @@ function wireCluster() {
     }, statsEvery);
   };
   document.addEventListener("console:tab", (e) => onTab(e.detail));
-  if (!$("#panel-cluster").hidden) onTab("cluster");
 }
 
 async function loadStats() {
@@ -281,14 +269,33 @@ async function loadStats() {
 // ---- reports (filled in by admin-reports.js) ----
 
 let reportsMounted = false;
-document.addEventListener("console:tab", async (e) => {
-  if (e.detail !== "reports" || reportsMounted) return;
-  reportsMounted = true;
-  const root = $("#reports-root");
-  try {
-    const mod = await import("./admin-reports.js");
-    await mod.mount(root, api);
-  } catch (err) {
-    root.replaceChildren(h("p.card.empty", { role: "alert" }, "Reports could not be loaded: " + err.message));
-  }
-});
+
+function wireReports() {
+  document.addEventListener("console:tab", async (e) => {
+    if (e.detail !== "reports" || reportsMounted) return;
+    reportsMounted = true;
+    const root = $("#reports-root");
+    try {
+      const mod = await import("./admin-reports.js");
+      await mod.mount(root, api);
+    } catch (err) {
+      root.replaceChildren(h("p.card.empty", { role: "alert" }, "Reports could not be loaded: " + err.message));
+    }
+  });
+}
+
+// ---- start (last: the module-level state above must exist first) ----
+
+const { isAdmin } = await boot();
+const allowed = await isAdmin;
+$("#console-loading").hidden = true;
+if (!allowed) {
+  $("#denied").hidden = false;
+} else {
+  $("#console").hidden = false;
+  $("#admin-badge").hidden = false;
+  wireUsers();
+  wireCluster();
+  wireReports();
+  wireTabs();
+}

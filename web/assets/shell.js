@@ -51,6 +51,20 @@ export async function boot() {
     if (e.detail.state === "closed" && e.detail.terminal && !leaving) sessionEnded(e.detail);
   });
   hub.connect().catch(() => {}); // the state events say everything
+  // Close the socket when the page goes away (navigation, back/forward
+  // cache) instead of leaving the server to find out: the admin's socket
+  // counts stay true, and the user's cluster-wide socket limit is not spent
+  // on dead pages. A page restored from the back/forward cache reconnects.
+  addEventListener("pagehide", () => {
+    leaving = true;
+    hub.close();
+  });
+  addEventListener("pageshow", (e) => {
+    if (e.persisted && !document.body.classList.contains("ended")) {
+      leaving = false;
+      hub.connect().catch(() => {});
+    }
+  });
 
   $("#logout").addEventListener("click", async () => {
     leaving = true;
