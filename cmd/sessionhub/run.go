@@ -26,6 +26,8 @@ commands:
   session create --email E --service NAME [--scope S…]
                                  create a service session; prints its token once on stdout
   session revoke ID              revoke one session
+  bench <idle N|revoke|fanout|http> [flags]
+                                 load-test a running cluster (bench <scenario> -h)
   healthcheck [--url URL]        exit 0 when the local server's /healthz answers 200
   help                           show this text
 
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return healthcheckCmd(ctx, rest, getenv, stderr)
 	case "user", "session":
 		return adminCmd(ctx, cmd, rest, getenv, stdin, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, getenv, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

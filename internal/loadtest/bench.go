@@ -63,7 +63,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.SetOutput(stderr)
 	targets := fs.String("targets", "http://127.0.0.1:8080", "comma-separated public base URLs, one per node")
 	metrics := fs.String("metrics", "http://127.0.0.1:9090", "comma-separated metrics base URLs, in the order of --targets")
-	o := Options{Prov: prov, WorkerCmd: workerCmd, Progress: stderr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	// Our own transport, so that its idle connections end with the run.
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	o := Options{Prov: prov, WorkerCmd: workerCmd, Progress: stderr, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	fs.IntVar(&o.Sources, "sources", 50, "loopback source addresses 127.0.0.x to dial from")
 	fs.IntVar(&o.PerProcess, "per-process", 15000, "sockets per client process (the open-files limit bounds it)")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "handshakes in flight per client process")

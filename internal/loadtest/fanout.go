@@ -66,7 +66,7 @@ func Fanout(ctx context.Context, o Options, k, rate int, dur time.Duration, push
 	res.add("publish failures", failed, "")
 	res.add("deliveries", st.Messages, "")
 	res.add("expected deliveries", int64(sent)*int64(opened.OK), "")
-	res.add("deliveries/s", round(float64(st.Messages)/elapsed, 0), "/s")
+	res.add("delivery rate", round(float64(st.Messages)/elapsed, 0), "/s")
 	res.addLatency("publish → deliver", st.Latency)
 	if st.Messages > 0 {
 		res.add("server CPU per million deliveries", round((a.CPU-b.CPU)/float64(st.Messages)*1e6, 2), "CPU-s")

@@ -54,7 +54,6 @@ func HTTP(ctx context.Context, o Options, sessions, conns int, dur time.Duration
 			} else {
 				req, _ = http.NewRequestWithContext(ctx, http.MethodPost, base+"/session/token", nil)
 				req.Header.Set("X-CSRF-Token", csrf[i%len(creds)])
-				req.Header.Set("Origin", base)
 			}
 			req.Header.Set("Cookie", "__Host-sessionhub="+c.Token)
 			return req
@@ -64,7 +63,7 @@ func HTTP(ctx context.Context, o Options, sessions, conns int, dur time.Duration
 			return nil, err
 		}
 		okN := codes[200]
-		res.add(phase+" 200 responses/s", round(float64(okN)/dur.Seconds(), 0), "/s")
+		res.add(phase+" 200 responses", round(float64(okN)/dur.Seconds(), 0), "/s")
 		res.addLatency(phase, lat)
 		res.add(phase+" status counts", fmt.Sprint(codes), "")
 		if okN > 0 {

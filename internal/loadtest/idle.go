@@ -57,7 +57,7 @@ func Idle(ctx context.Context, o Options, n int, hold time.Duration) (*Result, e
 	ok := float64(opened.OK)
 	res.add("sockets opened", opened.OK, "")
 	res.add("sockets failed", opened.Failed, "")
-	res.add("connects/s", round(ok/opened.Elapsed.Seconds(), 0), "/s")
+	res.add("connects", round(ok/opened.Elapsed.Seconds(), 0), "/s")
 	res.add("connect wall time", round(opened.Elapsed.Seconds(), 2), "s")
 	res.addLatency("handshake", opened.Handshake)
 	res.add("server CPU per connect", round((ac.CPU-b.CPU)/ok*1e6, 1), "µs")

@@ -47,6 +47,28 @@ type Row struct {
 	Unit  string
 }
 
+// key is the row's JSON name: lower-case words joined by "_", then the
+// unit ("connects" "/s" → connects_per_s; "handshake p99" "ms" →
+// handshake_p99_ms).
+func (row Row) key() string {
+	unit := strings.NewReplacer("/", "per_", "µ", "u").Replace(row.Unit)
+	name := strings.ReplaceAll(row.Name, "→", " to ") + " " + unit
+	var b strings.Builder
+	sep := false
+	for _, c := range strings.ToLower(name) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(c)
+			sep = false
+			continue
+		}
+		sep = true
+	}
+	return b.String()
+}
+
 func (r *Result) add(name string, v any, unit string) { r.Rows = append(r.Rows, Row{name, v, unit}) }
 
 func (r *Result) addLatency(prefix string, d Durations) {
@@ -69,11 +91,7 @@ func (r *Result) Print(w io.Writer, asJSON bool) error {
 		m := map[string]any{"scenario": r.Scenario, "failures": r.Failures}
 		figs := map[string]any{}
 		for _, row := range r.Rows {
-			key := strings.NewReplacer(" ", "_", "/", "_per_", "→", "to", "(", "", ")", "").Replace(row.Name)
-			if row.Unit != "" {
-				key += "_" + strings.ReplaceAll(row.Unit, "/", "_per_")
-			}
-			figs[key] = row.Value
+			figs[row.key()] = row.Value
 		}
 		m["figures"] = figs
 		enc := json.NewEncoder(w)
