@@ -373,7 +373,7 @@ func TestEventsQueryPlan(t *testing.T) {
 		}
 		require.True(t, found, "%s: plan %s uses none of %v", tc.name, joined, tc.index)
 	}
-	nodes, text := planNodes(t, pool, loginsReportSQL, now.Add(-24*time.Hour), now, "hour")
+	nodes, text := planNodes(t, pool, loginsReportSQL, now.Add(-24*time.Hour), now, time.Hour)
 	t.Logf("logins report, 24 h:\n%s", text)
 	require.Contains(t, strings.Join(nodes, " | "), " on auth_events_type_at")
 	require.NotContains(t, strings.Join(nodes, " | "), "Seq Scan")

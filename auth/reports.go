@@ -8,9 +8,14 @@ import (
 )
 
 // This file computes the admin reports in SQL on Postgres (API.md, Admin
-// routes). Every report groups by buckets aligned to UTC hours or days
-// (date_trunc(unit, ts, 'UTC')), omits empty buckets and returns rows in
-// (bucket_start, label) order.
+// routes). Every report groups by buckets aligned to UTC hours or days,
+// omits empty buckets and returns rows in (bucket_start, label) order.
+//
+// A bucket is date_bin(step, ts, '2000-01-01T00:00:00Z'): with a UTC
+// midnight as the origin and a step of 1 or 24 hours of absolute time, that
+// is exactly date_trunc('hour'|'day', ts, 'UTC') — UTC has no DST — but it
+// is plain arithmetic, where date_trunc with a time zone converts every row
+// (about twice as slow on the 100,000-row benchmarks).
 
 // ErrReportParam means a bad query parameter of /admin/events or
 // /admin/reports/*; the handler answers 400 bad_request with the wrapped
@@ -28,6 +33,14 @@ const (
 	BucketHour Bucket = "hour"
 	BucketDay  Bucket = "day"
 )
+
+// step is the bucket's width in absolute time; in UTC a day is always 24 h.
+func (b Bucket) step() time.Duration {
+	if b == BucketDay {
+		return 24 * time.Hour
+	}
+	return time.Hour
+}
 
 // maxSpan is the widest range a report may cover with this bucket: enough
 // for a month of hours or two years of days, while keeping a report a few
@@ -156,7 +169,7 @@ type RevocationRow struct {
 //
 // "type IN (…) AND at range" is an index condition on auth_events_type_at.
 const loginsReportSQL = `
-SELECT date_trunc($3::text, at, 'UTC') AS bucket_start,
+SELECT date_bin($3::interval, at, '2000-01-01T00:00:00Z') AS bucket_start,
        CASE WHEN type IN ('refresh_rotated', 'refresh_reuse') THEN 'refresh'
             ELSE coalesce(detail->>'method', 'password') END AS method,
        CASE WHEN type IN ('login_succeeded', 'refresh_rotated') THEN 'success'
@@ -173,7 +186,7 @@ ORDER BY 1, 2, 3`
 // revocationsReportSQL counts sessions by the bucket of revoked_at; the
 // range is an index condition on the partial index sessions_revoked_at.
 const revocationsReportSQL = `
-SELECT date_trunc($3::text, revoked_at, 'UTC') AS bucket_start, revoke_reason, count(*)
+SELECT date_bin($3::interval, revoked_at, '2000-01-01T00:00:00Z') AS bucket_start, revoke_reason, count(*)
 FROM sessions
 WHERE revoked_at >= $1 AND revoked_at < $2
 GROUP BY 1, 2
@@ -210,13 +223,13 @@ base AS (
     SELECT kind, count(*) AS n FROM s WHERE created_at < $1 AND end_at >= $1 GROUP BY kind
 ),
 ev AS (
-    SELECT date_trunc($3::text, created_at, 'UTC') AS bucket_start, kind, 1 AS created, 0 AS revoked, 1 AS delta
+    SELECT date_bin($3::interval, created_at, '2000-01-01T00:00:00Z') AS bucket_start, kind, 1 AS created, 0 AS revoked, 1 AS delta
     FROM s WHERE created_at >= $1
     UNION ALL
-    SELECT date_trunc($3::text, revoked_at, 'UTC'), kind, 0, 1, 0
+    SELECT date_bin($3::interval, revoked_at, '2000-01-01T00:00:00Z'), kind, 0, 1, 0
     FROM s WHERE revoked_at >= $1 AND revoked_at < $2
     UNION ALL
-    SELECT date_trunc($3::text, end_at, 'UTC'), kind, 0, 0, -1
+    SELECT date_bin($3::interval, end_at, '2000-01-01T00:00:00Z'), kind, 0, 0, -1
     FROM s WHERE end_at >= $1 AND end_at < $2
 ),
 agg AS (
@@ -225,9 +238,8 @@ agg AS (
 ),
 grid AS (
     SELECT g AS bucket_start, k.kind
-    FROM generate_series(date_trunc($3::text, $1::timestamptz, 'UTC'),
-                         $2::timestamptz - interval '1 microsecond',
-                         CASE WHEN $3::text = 'day' THEN interval '24 hours' ELSE interval '1 hour' END) AS g
+    FROM generate_series(date_bin($3::interval, $1::timestamptz, '2000-01-01T00:00:00Z'),
+                         $2::timestamptz - interval '1 microsecond', $3::interval) AS g
     CROSS JOIN (VALUES ('browser'), ('refresh'), ('service')) AS k (kind)
 ),
 r AS (
@@ -247,7 +259,7 @@ ORDER BY bucket_start, kind`
 
 // queryLoginsReport runs loginsReportSQL over r.
 func queryLoginsReport(ctx context.Context, db reportDB, r ReportRange) ([]LoginRow, error) {
-	rows, err := db.Query(ctx, loginsReportSQL, r.Since, r.Until, string(r.Bucket))
+	rows, err := db.Query(ctx, loginsReportSQL, r.Since, r.Until, r.Bucket.step())
 	if err != nil {
 		return nil, fmt.Errorf("auth: logins report: %w", err)
 	}
@@ -269,7 +281,7 @@ func queryLoginsReport(ctx context.Context, db reportDB, r ReportRange) ([]Login
 
 // querySessionsReport runs sessionsReportSQL over r.
 func querySessionsReport(ctx context.Context, db reportDB, r ReportRange) ([]SessionRow, error) {
-	rows, err := db.Query(ctx, sessionsReportSQL, r.Since, r.Until, string(r.Bucket))
+	rows, err := db.Query(ctx, sessionsReportSQL, r.Since, r.Until, r.Bucket.step())
 	if err != nil {
 		return nil, fmt.Errorf("auth: sessions report: %w", err)
 	}
@@ -291,7 +303,7 @@ func querySessionsReport(ctx context.Context, db reportDB, r ReportRange) ([]Ses
 
 // queryRevocationsReport runs revocationsReportSQL over r.
 func queryRevocationsReport(ctx context.Context, db reportDB, r ReportRange) ([]RevocationRow, error) {
-	rows, err := db.Query(ctx, revocationsReportSQL, r.Since, r.Until, string(r.Bucket))
+	rows, err := db.Query(ctx, revocationsReportSQL, r.Since, r.Until, r.Bucket.step())
 	if err != nil {
 		return nil, fmt.Errorf("auth: revocations report: %w", err)
 	}

@@ -463,14 +463,14 @@ func TestReportsQueryPlan(t *testing.T) {
 	require.NoError(t, err)
 	since := now.Add(-24 * time.Hour)
 
-	nodes, text := planNodes(t, pool, sessionsReportSQL, since, now, "hour")
+	nodes, text := planNodes(t, pool, sessionsReportSQL, since, now, time.Hour)
 	t.Logf("sessions report, 24 h by hour:\n%s", text)
 	joined := strings.Join(nodes, " | ")
 	require.NotContains(t, joined, "Seq Scan on sessions")
 	require.Contains(t, joined, " on sessions_live_expires")
 	require.Contains(t, joined, " on sessions_revoked_at")
 
-	nodes, text = planNodes(t, pool, revocationsReportSQL, since, now, "hour")
+	nodes, text = planNodes(t, pool, revocationsReportSQL, since, now, time.Hour)
 	t.Logf("revocations report, 24 h by hour:\n%s", text)
 	joined = strings.Join(nodes, " | ")
 	require.NotContains(t, joined, "Seq Scan")
