@@ -248,6 +248,7 @@ func newBrowser(t *testing.T) *browser {
 		dir = filepath.Join(os.TempDir(), "sessionhub-artifacts")
 	}
 	dir = filepath.Join(dir, t.Name())
+	require.NoError(t, os.RemoveAll(dir)) // no stale FAILED-*.png from an earlier run
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	t.Logf("screenshots: %s", dir)
 	return &browser{t: t, ctx: ctx, problems: &lockedBuffer{}, shots: dir}
@@ -621,6 +622,7 @@ func TestBrowserReconnectsAfterDrain(t *testing.T) {
 
 	srv.stop()
 	p.visible(`#status[data-state="retrying"]`)
+	p.until(`document.querySelector("#status").dataset.closes.startsWith("1001")`)
 	p.screenshot("01-live-reconnecting")
 	srv.start(t)
 

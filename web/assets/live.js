@@ -42,6 +42,10 @@ function paintState(d) {
   statusCard.dataset.state = retrying ? "retrying" : d.state;
   statusCard.dataset.code = d.code == null ? "" : String(d.code);
   statusCard.dataset.terminal = String(!!d.terminal);
+  if (d.state === "closed") {
+    // The recent close codes, newest last: a record for support and tests.
+    statusCard.dataset.closes = [...(statusCard.dataset.closes || "").split(",").filter(Boolean), d.code].slice(-10).join(",");
+  }
   if (d.state === "open") {
     statusText.textContent = `Connected on node ${d.node}`;
     const hb = hub.welcome && hub.welcome.heartbeat_s;

@@ -125,7 +125,9 @@ function sessionEnded(d) {
       h("a.button.primary", { href: "/login" }, "Log in again"),
     ),
   );
-  document.body.append(banner);
+  const bar = document.querySelector(".topbar");
+  if (bar) bar.after(banner);
+  else document.body.prepend(banner);
   document.body.classList.add("ended");
   banner.querySelector("a").focus();
 }
