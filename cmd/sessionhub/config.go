@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -211,6 +212,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			c.Addr = ":" + v
 		}
 	}
+	if !explicit["SESSIONHUB_PUBLIC_URL"] {
+		c.PublicURL = defaultPublicURL(c.Addr)
+	}
 	if err := c.check(); err != nil {
 		return nil, err
 	}
@@ -222,6 +226,18 @@ func envDefault(def string) string {
 		return ""
 	}
 	return ", default " + def
+}
+
+// defaultPublicURL is http://localhost:<port> of the listener, so that a
+// developer who moves the port (--addr :3000) still gets working pages and
+// sockets from the browser; http://localhost:8080 by default and for
+// port 0 (tests).
+func defaultPublicURL(addr string) *url.URL {
+	_, port, _ := net.SplitHostPort(addr)
+	if port == "" || port == "0" {
+		port = "8080"
+	}
+	return &url.URL{Scheme: "http", Host: "localhost:" + port}
 }
 
 // check validates what involves several settings.

@@ -311,6 +311,12 @@ func TestConfigPort(t *testing.T) {
 	c, err = parse(t, nil, "--port=4000")
 	require.NoError(t, err)
 	require.Equal(t, ":4000", c.Addr)
+	require.Equal(t, "http://localhost:4000", c.PublicURL.String(), "the default public URL follows the port")
+	require.Equal(t, []string{"http://localhost:4000"}, c.AllowedOrigins)
+
+	c, err = parse(t, map[string]string{"SESSIONHUB_PUBLIC_URL": "https://auth.example.com"}, "--addr=:4000")
+	require.NoError(t, err)
+	require.Equal(t, "https://auth.example.com", c.PublicURL.String(), "an explicit public URL stays")
 }
 
 func TestConfigOnlyOneStore(t *testing.T) {
