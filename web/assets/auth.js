@@ -37,7 +37,13 @@ function paint() {
     }),
   );
   const problem = new URLSearchParams(location.search).get("error");
-  if (problem) error.textContent = "Google sign-in didn't complete. Try again, or use your password.";
+  if (problem === "google_link_required") {
+    // The Google email matches an account we cannot link by email alone
+    // (API.md): the person proves the password first, then links.
+    error.textContent = "An account with this email already exists. Log in with your password, then choose \"Link Google\" on My devices.";
+  } else if (problem) {
+    error.textContent = "Google sign-in didn't complete. Try again, or use your password.";
+  }
 }
 
 function invalid(input, message) {

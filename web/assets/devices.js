@@ -2,7 +2,7 @@
 // out everywhere, change password.
 
 import { boot, announce } from "./shell.js";
-import { ApiError, del, explain, get, post } from "./api.js";
+import { ApiError, config, del, explain, get, post } from "./api.js";
 import { $, ago, confirmAction, h, icon, kindLabel, sessionIcon, sessionName, timeEl, when } from "./dom.js";
 
 // refreshEvery keeps "last seen" honest without hammering the API.
@@ -160,6 +160,7 @@ shell = await boot();
 wirePassword();
 $("#logout-all").addEventListener("click", logoutEverywhere);
 $("#refresh").addEventListener("click", load);
+config().then((c) => { $("#google-link-card").hidden = !c.google_enabled; });
 await load();
 setInterval(() => {
   if (document.visibilityState === "visible" && !document.body.classList.contains("ended")) load();
