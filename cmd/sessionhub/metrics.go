@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessionhub/sessionhub/sessions"
 )
 
 // newRegistry returns a fresh registry (no global one, so several servers
@@ -65,11 +67,14 @@ func handleGC(w http.ResponseWriter, r *http.Request) {
 type storeProbe interface {
 	healther
 	CountActive(ctx context.Context) (int64, error)
+	Stats() sessions.Stats
 }
 
 // storeCollector computes, at scrape time, the gauges the alert rules and
 // the dashboard read: sessionhub_ready (what /readyz would say),
-// sessionhub_store_up{store} and sessionhub_sessions_active. A scrape costs
+// sessionhub_store_up{store} and sessionhub_sessions_active, plus the
+// store's own counters (restores after a Redis loss, fallbacks to Postgres).
+// A scrape costs
 // one Redis and one Postgres ping plus one ZCOUNT, every 15 s or so: cheaper
 // and never staler than a polling loop.
 type storeCollector struct {
@@ -78,6 +83,9 @@ type storeCollector struct {
 	ready    *prometheus.Desc
 	storeUp  *prometheus.Desc
 	active   *prometheus.Desc
+	restored *prometheus.Desc
+	hotFails *prometheus.Desc
+	durable  *prometheus.Desc
 }
 
 // registerStoreCollector registers the scrape-time store gauges on reg.
@@ -91,6 +99,12 @@ func registerStoreCollector(reg prometheus.Registerer, store storeProbe, drainin
 			"1 when the store answers its health check (the redis and postgres fields of /readyz).", []string{"store"}, nil),
 		active: prometheus.NewDesc("sessionhub_sessions_active",
 			"Live sessions in Redis, cluster-wide: every node reports the same number (use max, not sum). Absent while Redis is down.", nil, nil),
+		restored: prometheus.NewDesc("sessionhub_sessions_restored_total",
+			"Sessions put back into Redis from Postgres (after Redis lost them).", nil, nil),
+		hotFails: prometheus.NewDesc("sessionhub_sessions_redis_failures_total",
+			"Session store calls to Redis that failed and fell back to Postgres.", nil, nil),
+		durable: prometheus.NewDesc("sessionhub_sessions_postgres_reads_total",
+			"Session reads that had to go to Postgres (Redis missed or was down).", nil, nil),
 	})
 }
 
@@ -98,6 +112,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.storeUp
 	ch <- c.active
+	ch <- c.restored
+	ch <- c.hotFails
+	ch <- c.durable
 }
 
 // Collect runs the same health check as /readyz (and its readyTimeout
@@ -105,6 +122,10 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
+	st := c.store.Stats()
+	ch <- prometheus.MustNewConstMetric(c.restored, prometheus.CounterValue, float64(st.Restored))
+	ch <- prometheus.MustNewConstMetric(c.hotFails, prometheus.CounterValue, float64(st.HotFailures))
+	ch <- prometheus.MustNewConstMetric(c.durable, prometheus.CounterValue, float64(st.DurableQueries))
 	hot, durable := c.store.Health(ctx)
 	// The rule of handleReadyz: serving unless draining or both stores down.
 	ready := !c.draining.Load() && (hot == nil || durable == nil)

@@ -391,6 +391,10 @@ func TestMetricsMoveByJourney(t *testing.T) {
 	require.Equal(t, 1.0, value(after, "sessionhub_ready", nil))
 	require.Equal(t, 1.0, value(after, "sessionhub_store_up", labels{"store": "redis"}))
 	require.Equal(t, 1.0, value(after, "sessionhub_store_up", labels{"store": "postgres"}))
+	for _, name := range []string{"sessionhub_sessions_restored_total", "sessionhub_sessions_redis_failures_total", "sessionhub_sessions_postgres_reads_total"} {
+		require.Contains(t, after, name)
+	}
+	require.Zero(t, value(after, "sessionhub_sessions_redis_failures_total", nil), "Redis never failed")
 
 	for _, name := range apiMetrics {
 		require.Contains(t, after, name, "API.md promises %s", name)
@@ -511,6 +515,8 @@ type fakeProbe struct {
 }
 
 func (f fakeProbe) CountActive(context.Context) (int64, error) { return f.n, nil }
+
+func (f fakeProbe) Stats() sessions.Stats { return sessions.Stats{Restored: 1} }
 
 func stripComments(s string) string {
 	var b strings.Builder
