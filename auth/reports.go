@@ -22,10 +22,6 @@ import (
 // message, which says what to fix.
 var ErrReportParam = errors.New("auth: bad report parameter")
 
-// ErrReportsNeedPostgres means the audit log and the reports were asked of
-// a server running without Postgres (memory mode).
-var ErrReportsNeedPostgres = errors.New("auth: the audit log and reports need Postgres")
-
 // Bucket is the width of a report row.
 type Bucket string
 
