@@ -194,7 +194,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, store: deps.Store, users: deps.Users, auditor: deps.Auditor,
 		tokens: deps.Tokens, refresher: deps.Refresher, cluster: deps.Cluster,
-		log: deps.Logger, ips: clientIPs{trusted: cfg.TrustedProxies}, seen: newUserCache(),
+		log: deps.Logger, ips: clientIPs{trusted: cfg.TrustedProxies}, seen: newUserCache(cfg.Now),
 		backoff: backoff{free: cfg.FreeFailures, base: cfg.BackoffBase, max: cfg.BackoffMax, memory: cfg.FailureMemory},
 	}
 	switch {
