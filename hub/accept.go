@@ -63,23 +63,31 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ws, c.sc = ws, hj.sc
 	ws.SetReadLimit(maxMessage)
-	h.m.connects.WithLabelValues(resultOK).Inc()
+	h.m.connectsOK.Inc()
 	h.m.connections.Inc()
 	h.live.Add(1)
 
 	// The welcome goes first, but only once the socket is fully set up: the
 	// writer is held until then, so that a client that sees the welcome is
 	// already subscribed to its user channel and counted in the ledger, and
-	// anything queued meanwhile follows the welcome.
+	// anything queued meanwhile follows the welcome. The 101 response waits
+	// with it (see hijacker), so both leave in one write. The subscription
+	// and the ledger's round trip are in flight at the same time.
 	c.writing = true
-	c.queue = append(c.queue, textFrame(h.welcome(ident)))
+	c.queue = append(c.queue, h.welcome(ident))
 	ready := h.reg.add(c)
+	h.enforceLimit(c)
 	select {
 	case <-ready:
-	case <-time.After(userSubWait):
-		h.log.Warn("hub: user channel subscription not confirmed in time")
+	default:
+		t := time.NewTimer(userSubWait)
+		select {
+		case <-ready:
+		case <-t.C:
+			h.log.Warn("hub: user channel subscription not confirmed in time")
+		}
+		t.Stop()
 	}
-	h.enforceLimit(c)
 	if d, revoked := h.revokedSince(c, start); revoked {
 		c.closeWith(d, 0)
 	}
@@ -91,8 +99,9 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	go c.readLoop()
 }
 
+// welcome is the welcome text frame, encoded in place (one allocation).
 func (h *Hub) welcome(id Identity) []byte {
-	b := make([]byte, 0, 160)
+	b := make([]byte, 4, 4+160)
 	b = append(b, `{"type":"welcome","user_id":`...)
 	b = appendString(b, id.UserID)
 	b = append(b, `,"session_id":`...)
@@ -101,7 +110,8 @@ func (h *Hub) welcome(id Identity) []byte {
 	b = appendString(b, h.cfg.NodeID)
 	b = append(b, `,"heartbeat_s":`...)
 	b = strconv.AppendFloat(b, h.cfg.Heartbeat.Seconds(), 'f', -1, 64)
-	return append(b, '}')
+	b = append(b, '}')
+	return frameInPlace(b)
 }
 
 // enforceLimit records the socket in the cluster-wide ledger and closes the
@@ -174,18 +184,10 @@ const (
 )
 
 // alive is the one liveness read of a handshake or publish, so that a
-// token minted before a revocation opens nothing.
+// token minted before a revocation opens nothing. Reads of concurrent
+// handshakes share a round trip (see liveness).
 func (h *Hub) alive(ctx context.Context, sessionID string) int {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	st, err := h.deps.Sessions.Status(ctx, []string{sessionID})
-	switch {
-	case err != nil || len(st) != 1:
-		return errUnavailable
-	case st[0] != SessionAlive:
-		return errDead
-	}
-	return isAlive
+	return h.sessions.check(ctx, sessionID)
 }
 
 func (h *Hub) refuse(w http.ResponseWriter, status int, code, msg, result string) {

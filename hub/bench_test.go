@@ -3,7 +3,7 @@ package hub
 import (
 	"bufio"
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -24,21 +24,28 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// benchNode is a hub on the real Redis accepting "auto.<n>" tokens.
+// benchNode is a hub on the real Redis accepting benchToken tokens, with
+// production's per-handshake costs (see benchAuth).
 func benchNode(b *testing.B) *node {
 	rdb, prefix := testenv.Redis(b)
-	auth := newFakeAuth()
-	auth.auto = true
 	// Raw load clients answer no pings: no heartbeat during a run.
-	return startNode(b, auth, rdb, prefix, func(c *Config) { c.Heartbeat = time.Hour })
+	return startNode(b, newBenchAuth(rdb, prefix), rdb, prefix, func(c *Config) { c.Heartbeat = time.Hour })
 }
 
-// clientProcs starts load-client processes (this test binary in client
-// mode) holding n sockets in total, at most perProc each (the file limit).
-func clientProcs(b *testing.B, n *node, total int, channel string) (stop func()) {
+// loadClients are load-client processes (this test binary in client mode).
+type loadClients struct {
+	b      *testing.B
+	stdins []io.WriteCloser
+	outs   []*bufio.Reader
+	procs  []*exec.Cmd
+}
+
+// clientProcs starts load-client processes that will hold total sockets,
+// at most perProc each (the file limit); they mint their tokens and wait
+// for open.
+func clientProcs(b *testing.B, n *node, total int, channel string) *loadClients {
 	const perProc = 9000
-	var procs []*exec.Cmd
-	var stdins []interface{ Close() error }
+	lc := &loadClients{b: b}
 	for base := 0; base < total; base += perProc {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		if cpus := os.Getenv("HUB_BENCH_CLIENT_CPUS"); cpus != "" {
@@ -61,20 +68,38 @@ func clientProcs(b *testing.B, n *node, total int, channel string) (stop func())
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil || strings.TrimSpace(line) != "ready" {
-			b.Fatalf("client process: %q %v", line, err)
-		}
-		procs = append(procs, cmd)
-		stdins = append(stdins, in)
+		lc.procs, lc.stdins, lc.outs = append(lc.procs, cmd), append(lc.stdins, in), append(lc.outs, bufio.NewReader(out))
 	}
-	return func() {
-		for _, in := range stdins {
-			_ = in.Close()
+	lc.expect("minted")
+	return lc
+}
+
+func (lc *loadClients) expect(word string) {
+	for _, out := range lc.outs {
+		line, err := out.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != word {
+			lc.b.Fatalf("client process: want %q, got %q %v", word, line, err)
 		}
-		for _, p := range procs {
-			_ = p.Wait()
+	}
+}
+
+// open lets every process dial and returns once all sockets are open.
+func (lc *loadClients) open() {
+	for _, in := range lc.stdins {
+		if _, err := io.WriteString(in, "go\n"); err != nil {
+			lc.b.Fatal(err)
 		}
+	}
+	lc.expect("ready")
+}
+
+// stop closes every socket and waits for the processes.
+func (lc *loadClients) stop() {
+	for _, in := range lc.stdins {
+		_ = in.Close()
+	}
+	for _, p := range lc.procs {
+		_ = p.Wait()
 	}
 }
 
@@ -120,9 +145,10 @@ func BenchmarkIdleSockets(b *testing.B) {
 	total := envInt("HUB_BENCH_SOCKETS", 2000)
 	for range b.N {
 		n := benchNode(b)
+		lc := clientProcs(b, n, total, "")
 		before := snapshot()
 		cpu0, t0 := cpuTime(), time.Now()
-		stop := clientProcs(b, n, total, "")
+		lc.open()
 		for n.h.Connections() < total {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -135,10 +161,13 @@ func BenchmarkIdleSockets(b *testing.B) {
 		b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(total), "goroutines/socket")
 		b.ReportMetric(float64(connectCPU.Microseconds())/float64(total), "server-CPU-µs/connect")
 		b.ReportMetric(float64(total)/connectWall.Seconds(), "connects/s")
-		stop()
+		cpu1 := cpuTime()
+		lc.stop()
 		for n.h.Connections() > 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
+		time.Sleep(100 * time.Millisecond) // batched ledger removals
+		b.ReportMetric(float64((cpuTime()-cpu1).Microseconds())/float64(total), "server-CPU-µs/close")
 	}
 }
 
@@ -151,8 +180,9 @@ func BenchmarkIdleSockets(b *testing.B) {
 func BenchmarkFanOut(b *testing.B) {
 	subs := envInt("HUB_BENCH_SUBSCRIBERS", 1000)
 	n := benchNode(b)
-	stop := clientProcs(b, n, subs, "bench:room")
-	defer stop()
+	lc := clientProcs(b, n, subs, "bench:room")
+	lc.open()
+	defer lc.stop()
 	payload := messagePayload("bench:room", []byte(`{"text":"hello, sessionhub","n":12345}`), "server")
 	idle := func() {
 		for n.h.writers.Load() > 0 {
@@ -187,7 +217,7 @@ func BenchmarkHandshake(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		c, err := rawDial(n.wsURL(), fmt.Sprintf("auto.%d", i))
+		c, err := rawDial(n.wsURL(), benchToken(i))
 		if err != nil {
 			b.Fatal(err)
 		}

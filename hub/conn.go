@@ -262,11 +262,10 @@ func (c *conn) finish() {
 	c.h.unregister(c)
 	c.h.m.connections.Dec()
 	c.h.m.disconnects[reason].Inc()
-	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
-	if err := c.h.br.RemoveSocket(ctx, c.ident.UserID, member(c.h.cfg.NodeID, c.id)); err != nil {
+	// Queued for the ledger's next batched round trip, not waited for.
+	if err := c.h.br.RemoveSocket(context.Background(), c.ident.UserID, member(c.h.cfg.NodeID, c.id)); err != nil {
 		c.h.log.Debug("hub: ledger remove failed", "err", err)
 	}
-	cancel()
 }
 
 // rateLimit is a per-socket fixed-window counter of client messages.

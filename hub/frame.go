@@ -29,6 +29,19 @@ func textFrame(payload []byte) []byte {
 	return append(f, payload...)
 }
 
+// frameInPlace turns b, a payload after 4 reserved bytes, into one text
+// frame without copying the payload (payloads under 64 KiB).
+func frameInPlace(b []byte) []byte {
+	n := len(b) - 4
+	if n < 126 {
+		b[2], b[3] = 0x81, byte(n)
+		return b[2:]
+	}
+	b[0], b[1] = 0x81, 126
+	binary.BigEndian.PutUint16(b[2:], uint16(n))
+	return b
+}
+
 // appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"

@@ -27,6 +27,8 @@ type Hub struct {
 	m    *metrics
 	br   broker
 	reg  *registry
+	// sessions batches the handshakes' liveness reads.
+	sessions *liveness
 
 	started  time.Time
 	draining atomic.Bool
@@ -38,7 +40,7 @@ type Hub struct {
 	reconcileKick chan struct{}
 
 	recentMu sync.Mutex
-	recent   map[string]int64 // "s:<id>" / "u:<id>" → unix ns the revocation arrived
+	recent   map[recentKey]int64 // revoked session or user → unix ns the revocation arrived
 }
 
 // New validates cfg and deps and builds a hub; call Run to start it.
@@ -58,7 +60,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		cfg: cfg, deps: deps, log: cfg.Logger, m: m,
 		started:       cfg.Now(),
 		reconcileKick: make(chan struct{}, 1),
-		recent:        make(map[string]int64),
+		recent:        make(map[recentKey]int64),
 	}
 	h.bufs.New = func() any { b := make([]byte, maxMessage+1); return &b }
 	if deps.Redis != nil {
@@ -67,6 +69,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		h.br = newMemoryBroker()
 	}
 	h.reg = newRegistry(h.br)
+	h.sessions = newLiveness(deps.Sessions.Status)
 	h.br.Subscribe(revocationChannel)
 	h.br.Subscribe(h.nodeChannel())
 	return h, nil
@@ -108,7 +111,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		func(ctx context.Context) { _ = h.br.Run(ctx, h) },
-		h.heartbeatLoop, h.sweepLoop, h.presenceLoop,
+		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop,
 	}
 	for _, f := range loops {
 		wg.Add(1)

@@ -130,6 +130,13 @@ func (f *fakeAuth) FromCookie(r *http.Request) (Identity, error) {
 	return id, nil
 }
 
+// authDeps is what a test node authenticates with: fakeAuth, or benchAuth
+// in benchmarks.
+type authDeps interface {
+	Verifier
+	Sessions
+}
+
 // node is one hub behind an httptest server.
 type node struct {
 	h   *Hub
@@ -143,7 +150,7 @@ const testOrigin = "https://app.example"
 
 // startNode starts a hub on rdb (nil: memory broker) and stops it at the
 // end of the test.
-func startNode(t testing.TB, auth *fakeAuth, rdb redis.UniversalClient, prefix string, tweak func(*Config)) *node {
+func startNode(t testing.TB, auth authDeps, rdb redis.UniversalClient, prefix string, tweak func(*Config)) *node {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := Config{Prefix: prefix, AllowedOrigins: []string{testOrigin}, Registerer: reg, Heartbeat: 10 * time.Second}

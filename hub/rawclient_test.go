@@ -11,7 +11,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // rawClient is a minimal WebSocket client for benchmarks: a plain TCP
@@ -97,30 +98,64 @@ func (c *rawClient) sendText(p []byte) error {
 
 // clientProcess runs when the test binary is started as a load client
 // (HUB_BENCH_CLIENT=1): it opens HUB_BENCH_N sockets to HUB_BENCH_URL with
-// tokens "auto.<i>", optionally subscribes each to HUB_BENCH_CHANNEL and
-// drains what arrives, prints "ready", and exits when stdin closes.
+// benchToken tokens from HUB_BENCH_BASE on, HUB_BENCH_CONC (default 64)
+// handshakes in flight as a real load tool would, optionally subscribes
+// each to HUB_BENCH_CHANNEL and drains what arrives, prints "ready", and
+// exits when stdin closes.
 func clientProcess() int {
 	n, _ := strconv.Atoi(os.Getenv("HUB_BENCH_N"))
 	wsURL, channel := os.Getenv("HUB_BENCH_URL"), os.Getenv("HUB_BENCH_CHANNEL")
 	base, _ := strconv.Atoi(os.Getenv("HUB_BENCH_BASE"))
-	clients := make([]*rawClient, 0, n)
+	conc, _ := strconv.Atoi(os.Getenv("HUB_BENCH_CONC"))
+	if conc <= 0 {
+		conc = 64
+	}
+	tokens := make([]string, n)
 	for i := range n {
-		c, err := rawDial(wsURL, fmt.Sprintf("auto.%d", base+i))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "dial:", err)
-			return 1
-		}
-		clients = append(clients, c)
-		if channel != "" {
-			if err := c.sendText([]byte(`{"type":"subscribe","channel":"` + channel + `","id":1}`)); err != nil {
-				return 1
+		tokens[i] = benchToken(base + i) // minted before the clock starts
+	}
+	fmt.Println("minted")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 1
+	}
+	clients := make([]*rawClient, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	next := atomic.Int64{}
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || failed.Load() != 0 {
+					return
+				}
+				c, err := rawDial(wsURL, tokens[i])
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "dial:", err)
+					failed.Store(1)
+					return
+				}
+				clients[i] = c
+				if channel != "" {
+					if err := c.sendText([]byte(`{"type":"subscribe","channel":"` + channel + `","id":1}`)); err != nil {
+						failed.Store(1)
+						return
+					}
+					if _, err := c.readFrame(); err != nil {
+						fmt.Fprintln(os.Stderr, "subscribe:", err)
+						failed.Store(1)
+						return
+					}
+					go func() { _, _ = io.Copy(io.Discard, c.br) }()
+				}
 			}
-			if _, err := c.readFrame(); err != nil {
-				fmt.Fprintln(os.Stderr, "subscribe:", err)
-				return 1
-			}
-			go func() { _, _ = io.Copy(io.Discard, c.br) }()
-		}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		return 1
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -129,5 +164,3 @@ func clientProcess() int {
 	}
 	return 0
 }
-
-var _ = strings.TrimSpace

@@ -38,6 +38,7 @@ type redisBroker struct {
 	reconnect prometheus.Counter
 
 	control, data *psLink
+	ledger        *ledger
 
 	beat, nodes, addSock *redis.Script
 }
@@ -49,6 +50,7 @@ func newRedisBroker(rdb redis.UniversalClient, prefix string, log *slog.Logger, 
 		nodes:   redis.NewScript(nodesLua),
 		addSock: redis.NewScript(addSocketLua),
 	}
+	b.ledger = newLedger(b)
 	b.control = newLink(b, true)
 	b.data = newLink(b, false)
 	return b
@@ -63,6 +65,8 @@ func (b *redisBroker) link(channel string) *psLink {
 
 func (b *redisBroker) Run(ctx context.Context, h brokerHandler) error {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); b.ledger.loop(ctx) }()
 	for _, l := range []*psLink{b.control, b.data} {
 		wg.Add(2)
 		go func() { defer wg.Done(); l.syncLoop(ctx) }()
@@ -148,43 +152,6 @@ for i, id in ipairs(ids) do
 end
 return out`
 
-// addSocketLua adds ARGV[1] ("node|socket") to the user's sorted set scored
-// by Redis time, forgets members of nodes that stopped beating (a crashed
-// node's sockets), and evicts the oldest others past the limit.
-const addSocketLua = `
-local t = redis.call('TIME')
-local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local nowms = math.floor(nowus / 1000)
-redis.call('ZADD', KEYS[1], nowus, ARGV[1])
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local cutoff = nowms - tonumber(ARGV[3])
-local live = {}
-for _, m in ipairs(members) do
-  local node = string.match(m, '^(.-)|')
-  local ok = (m == ARGV[1]) or (node == ARGV[4])
-  if not ok and node then
-    local seen = redis.call('ZSCORE', KEYS[2], node)
-    ok = seen and tonumber(seen) >= cutoff
-  end
-  if ok then
-    live[#live + 1] = m
-  else
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-local evicted = {}
-local excess = #live - tonumber(ARGV[2])
-for _, m in ipairs(live) do
-  if excess <= 0 then break end
-  if m ~= ARGV[1] then
-    redis.call('ZREM', KEYS[1], m)
-    evicted[#evicted + 1] = m
-    excess = excess - 1
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return evicted`
-
 type nodeRecord struct {
 	Connections int       `json:"connections"`
 	StartedAt   time.Time `json:"started_at"`
@@ -227,25 +194,16 @@ func (b *redisBroker) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	return out, nil
 }
 
+// AddSocket queues the add for the ledger's next batched round trip and
+// waits for it.
 func (b *redisBroker) AddSocket(ctx context.Context, userID, member string, limit int) ([]string, error) {
-	node, _, _ := strings.Cut(member, "|")
-	ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
-	defer cancel()
-	res, err := b.addSock.Run(ctx, b.rdb, []string{b.hubKey("u:" + userID), b.hubKey("nodes")},
-		member, limit, presenceWindow.Milliseconds(), node, ledgerTTL.Milliseconds()).StringSlice()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("hub: socket ledger: %w", err)
-	}
-	return res, nil
+	return b.ledger.add(ctx, userID, member, limit)
 }
 
+// RemoveSocket queues the removal for the ledger's next round trip; it does
+// not wait for it.
 func (b *redisBroker) RemoveSocket(ctx context.Context, userID, member string) error {
-	ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
-	defer cancel()
-	if err := b.rdb.ZRem(ctx, b.hubKey("u:"+userID), member).Err(); err != nil {
-		return fmt.Errorf("hub: socket ledger: %w", err)
-	}
-	return nil
+	return b.ledger.remove(ctx, userID, member)
 }
 
 // psLink is one pub/sub connection with the set of channels this node wants

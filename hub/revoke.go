@@ -84,10 +84,10 @@ func (h *Hub) HandleRevocation(payload []byte) {
 		if ev.Reason == "expired" {
 			d = DisconnectExpired
 		}
-		h.remember("s:" + ev.SessionID)
+		h.remember(recentKey{'s', ev.SessionID})
 	case "user":
 		conns, d = h.reg.userConns(ev.UserID), DisconnectLoggedOut
-		h.remember("u:" + ev.UserID)
+		h.remember(recentKey{'u', ev.UserID})
 	default:
 		h.log.Warn("hub: unknown revocation kind", "kind", ev.Kind)
 		return
@@ -112,9 +112,15 @@ func (h *Hub) sendAck(requestID string, closed int) {
 	}
 }
 
+// recentKey names a revoked session ('s') or user ('u').
+type recentKey struct {
+	kind byte
+	id   string
+}
+
 // remember notes a revocation for handshakes still in flight: one that
 // checked the session just before the event arrived must not survive it.
-func (h *Hub) remember(key string) {
+func (h *Hub) remember(key recentKey) {
 	h.recentMu.Lock()
 	h.recent[key] = time.Now().UnixNano()
 	h.recentMu.Unlock()
@@ -125,10 +131,13 @@ func (h *Hub) remember(key string) {
 func (h *Hub) revokedSince(c *conn, t int64) (Disconnect, bool) {
 	h.recentMu.Lock()
 	defer h.recentMu.Unlock()
-	if at, ok := h.recent["u:"+c.ident.UserID]; ok && at >= t {
+	if len(h.recent) == 0 {
+		return 0, false
+	}
+	if at, ok := h.recent[recentKey{'u', c.ident.UserID}]; ok && at >= t {
 		return DisconnectLoggedOut, true
 	}
-	if at, ok := h.recent["s:"+c.ident.SessionID]; ok && at >= t {
+	if at, ok := h.recent[recentKey{'s', c.ident.SessionID}]; ok && at >= t {
 		return DisconnectRevoked, true
 	}
 	return 0, false

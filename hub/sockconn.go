@@ -34,6 +34,10 @@ type sockConn struct {
 	wmu       sync.Mutex
 	closeSent bool
 	deadline  time.Time // write deadline last set
+	// preamble is the 101 response, held back so that it leaves in the same
+	// write as the welcome frame (one syscall and one TCP segment less per
+	// connect). Guarded by wmu; nil once written.
+	preamble []byte
 }
 
 // refreshDeadline keeps the write deadline between 3/4 and all of timeout
@@ -70,7 +74,27 @@ func (s *sockConn) Write(p []byte) (int, error) {
 		s.closeSent = true
 	}
 	s.refreshDeadline()
+	if s.preamble != nil {
+		if _, err := s.writeBuffers([][]byte{p}); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return s.Conn.Write(p)
+}
+
+// writeBuffers writes frames after any held-back preamble. wmu is held.
+func (s *sockConn) writeBuffers(frames [][]byte) (int64, error) {
+	if s.preamble != nil {
+		frames = append([][]byte{s.preamble}, frames...)
+		s.preamble = nil
+	}
+	if len(frames) == 1 {
+		n, err := s.Conn.Write(frames[0]) // the common case allocates nothing
+		return int64(n), err
+	}
+	bufs := net.Buffers(frames)
+	return bufs.WriteTo(s.Conn)
 }
 
 // writeFrames writes a batch of complete frames in one writev. endsInClose
@@ -84,13 +108,7 @@ func (s *sockConn) writeFrames(frames [][]byte, endsInClose bool) error {
 		return nil
 	}
 	s.refreshDeadline()
-	var err error
-	if len(frames) == 1 {
-		_, err = s.Conn.Write(frames[0]) // the common case allocates nothing
-	} else {
-		bufs := net.Buffers(frames)
-		_, err = bufs.WriteTo(s.Conn)
-	}
+	_, err := s.writeBuffers(frames)
 	if endsInClose {
 		s.closeSent = true
 	}
@@ -99,10 +117,24 @@ func (s *sockConn) writeFrames(frames [][]byte, endsInClose bool) error {
 
 // hijacker hands coder/websocket our sockConn and small buffers instead of
 // net/http's 4 KiB pair, which would otherwise live as long as the socket.
+// It also keeps the 101 response from net/http: coder/websocket's
+// WriteHeader(101) is only noted, and Hijack encodes the response into the
+// sockConn's preamble, written together with the first frame.
 type hijacker struct {
 	http.ResponseWriter
-	timeout time.Duration
-	sc      *sockConn
+	timeout  time.Duration
+	sc       *sockConn
+	upgraded bool
+}
+
+// WriteHeader holds back 101 (see hijacker); any other status is a refusal
+// written by coder/websocket and goes out as usual.
+func (h *hijacker) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols {
+		h.upgraded = true
+		return
+	}
+	h.ResponseWriter.WriteHeader(code)
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -115,8 +147,34 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		sc.pending = bytes.Clone(b)
 	}
+	if h.upgraded {
+		sc.preamble = switchingProtocols(h.ResponseWriter.Header())
+	}
 	h.sc = sc
 	return sc, bufio.NewReadWriter(bufio.NewReaderSize(sc, readBufSize), bufio.NewWriterSize(sc, ctrlBufSize)), nil
+}
+
+// switchingProtocols encodes the 101 response with hdr (set by
+// coder/websocket, and any middleware before it). A value's CR or LF
+// becomes a space, as net/http does, so no header can be smuggled in.
+func switchingProtocols(hdr http.Header) []byte {
+	b := make([]byte, 0, 192)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\n"...)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c == '\r' || c == '\n' {
+					b = append(b, ' ')
+				} else {
+					b = append(b, c)
+				}
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.

@@ -1,0 +1,236 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ledgerBatch caps the adds of one round trip: a connect storm's queue is
+// cut into scripts that each run well under a millisecond in Redis.
+const ledgerBatch = 256
+
+// ledger batches the cluster-wide socket ledger (group commit). Every add
+// and remove queued while a round trip is in flight leaves in the next
+// one: one EVALSHA for all the adds, the ZREMs pipelined beside it. Under a
+// connect storm a socket's share of the Redis cost is a small fraction of a
+// round trip, and a close costs no round trip of its own (it is not waited
+// for). Until loop runs (and after it stops) calls go straight to Redis.
+type ledger struct {
+	b *redisBroker
+
+	mu      sync.Mutex
+	running bool
+	adds    []*ledgerAdd
+	removes []ledgerRemove
+	kick    chan struct{}
+}
+
+type ledgerAdd struct {
+	user, member string
+	limit        int
+	evict        []string
+	err          error
+	done         chan struct{}
+}
+
+type ledgerRemove struct{ user, member string }
+
+func newLedger(b *redisBroker) *ledger { return &ledger{b: b, kick: make(chan struct{}, 1)} }
+
+func (l *ledger) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// add records member and waits for its round trip; see broker.AddSocket.
+func (l *ledger) add(ctx context.Context, user, member string, limit int) ([]string, error) {
+	a := &ledgerAdd{user: user, member: member, limit: limit, done: make(chan struct{})}
+	l.mu.Lock()
+	if !l.running {
+		l.mu.Unlock()
+		l.round(ctx, []*ledgerAdd{a}, nil)
+		return a.evict, a.err
+	}
+	l.adds = append(l.adds, a)
+	l.mu.Unlock()
+	l.wake()
+	select {
+	case <-a.done:
+		return a.evict, a.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hub: socket ledger: %w", ctx.Err())
+	}
+}
+
+// remove forgets member in a later round trip; it never waits.
+func (l *ledger) remove(ctx context.Context, user, member string) error {
+	r := ledgerRemove{user, member}
+	l.mu.Lock()
+	if !l.running {
+		l.mu.Unlock()
+		l.round(ctx, nil, []ledgerRemove{r})
+		return nil
+	}
+	l.removes = append(l.removes, r)
+	l.mu.Unlock()
+	l.wake()
+	return nil
+}
+
+// loop sends the queued work until ctx ends, then flushes what is left.
+func (l *ledger) loop(ctx context.Context) {
+	l.mu.Lock()
+	l.running = true
+	l.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+		case <-l.kick:
+		}
+		stopping := ctx.Err() != nil
+		l.mu.Lock()
+		if stopping {
+			l.running = false
+		}
+		adds, removes := l.adds, l.removes
+		if len(adds) > ledgerBatch {
+			adds, l.adds = adds[:ledgerBatch:ledgerBatch], adds[ledgerBatch:]
+		} else {
+			l.adds = nil
+		}
+		l.removes = nil
+		more := len(l.adds) > 0
+		l.mu.Unlock()
+		if len(adds) > 0 || len(removes) > 0 {
+			rctx := ctx
+			if stopping {
+				rctx = context.Background() // the final flush outlives Run
+			}
+			l.round(rctx, adds, removes)
+		}
+		switch {
+		case more:
+			l.wake()
+		case stopping:
+			return
+		}
+	}
+}
+
+// round is one pipelined round trip: the removals, then every add in one
+// script run. Each add's done is closed once its result is known.
+func (l *ledger) round(ctx context.Context, adds []*ledgerAdd, removes []ledgerRemove) {
+	ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
+	defer cancel()
+	b := l.b
+	var keys []string
+	var args []any
+	if len(adds) > 0 {
+		node, _, _ := strings.Cut(adds[0].member, "|")
+		keys = make([]string, 0, 1+len(adds))
+		keys = append(keys, b.hubKey("nodes"))
+		args = make([]any, 0, 3+2*len(adds))
+		args = append(args, presenceWindow.Milliseconds(), ledgerTTL.Milliseconds(), node)
+		for _, a := range adds {
+			keys = append(keys, b.hubKey("u:"+a.user))
+			args = append(args, a.member, a.limit)
+		}
+	}
+	var script *redis.Cmd
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, r := range removes {
+			p.ZRem(ctx, b.hubKey("u:"+r.user), r.member)
+		}
+		if len(adds) > 0 {
+			script = b.addSock.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	if script != nil && redis.HasErrorPrefix(script.Err(), "NOSCRIPT") {
+		script = b.addSock.Eval(ctx, b.rdb, keys, args...)
+		err = script.Err()
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		err = fmt.Errorf("hub: socket ledger: %w", err)
+		if len(adds) == 0 {
+			b.log.Debug("hub: ledger remove failed", "err", err)
+		}
+	} else {
+		err = nil
+	}
+	var per []any
+	if script != nil && err == nil {
+		per, _ = script.Val().([]any)
+	}
+	for i, a := range adds {
+		a.err = err
+		if err == nil && i < len(per) {
+			evicted, _ := per[i].([]any)
+			for _, m := range evicted {
+				if s, ok := m.(string); ok {
+					a.evict = append(a.evict, s)
+				}
+			}
+		}
+		close(a.done)
+	}
+}
+
+// addSocketLua adds, for each socket j, ARGV[2+2j] ("node|socket") to the
+// sorted set KEYS[1+j] of its user, scored by Redis time (so node clocks
+// need not agree; +j keeps a batch in order), forgets members of nodes
+// that stopped beating (a crashed node's sockets) and evicts the oldest
+// others past the limit ARGV[3+2j]. ARGV[1] is the presence window (ms),
+// ARGV[2] the key TTL (ms), ARGV[3] this node. It returns, per socket, the
+// members to close.
+const addSocketLua = `
+local t = redis.call('TIME')
+local nowus = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cutoff = math.floor(nowus / 1000) - tonumber(ARGV[1])
+local self = ARGV[3]
+local alive = {}
+local out = {}
+for j = 1, #KEYS - 1 do
+  local key = KEYS[1 + j]
+  local me = ARGV[2 + 2 * j]
+  local limit = tonumber(ARGV[3 + 2 * j])
+  redis.call('ZADD', key, nowus + j, me)
+  local members = redis.call('ZRANGE', key, 0, -1)
+  local live = {}
+  for _, m in ipairs(members) do
+    local node = string.match(m, '^(.-)|')
+    local ok = (m == me) or (node == self)
+    if not ok and node then
+      if alive[node] == nil then
+        local seen = redis.call('ZSCORE', KEYS[1], node)
+        alive[node] = (seen and tonumber(seen) >= cutoff) or false
+      end
+      ok = alive[node]
+    end
+    if ok then
+      live[#live + 1] = m
+    else
+      redis.call('ZREM', key, m)
+    end
+  end
+  local evicted = {}
+  local excess = #live - limit
+  for _, m in ipairs(live) do
+    if excess <= 0 then break end
+    if m ~= me then
+      redis.call('ZREM', key, m)
+      evicted[#evicted + 1] = m
+      excess = excess - 1
+    end
+  end
+  redis.call('PEXPIRE', key, ARGV[2])
+  out[#out + 1] = evicted
+end
+return out`
