@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
@@ -282,7 +283,13 @@ func confAdminReports(t *testing.T, c *confClient) {
 				for _, k := range want {
 					require.Contains(t, row, k, "%s row %v", name, row)
 				}
-				requireTime(t, row["bucket_start"], "bucket_start")
+				bs := requireTime(t, row["bucket_start"], "bucket_start")
+				_, off := bs.Zone()
+				require.Zero(t, off, "UTC buckets")
+				require.Zero(t, bs.Minute()+bs.Second()+bs.Nanosecond(), "hour-aligned: %v", bs)
+				if bucket == "&bucket=day" {
+					require.Zero(t, bs.Hour(), "day-aligned: %v", bs)
+				}
 			}
 			if name == "logins" {
 				require.NotEmpty(t, body.Rows, "the admin's own login is in the last 24 h")
@@ -395,6 +402,10 @@ func confCLI(t *testing.T, c *confClient) {
 // TestConformanceRefreshNoGrace: with SESSIONHUB_REFRESH_GRACE=0 any reuse
 // of a rotated refresh token is theft: the device session is revoked, its
 // socket closed, and a refresh_reuse audit event written.
+//
+// The same server checks other settings of the configuration table: the
+// idle TTL sets Max-Age and expires_at, SameSite=Lax and Partitioned, and
+// an explicit SESSIONHUB_ALLOWED_ORIGINS.
 func TestConformanceRefreshNoGrace(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"memory", "redis+postgres"} {
@@ -402,14 +413,40 @@ func TestConformanceRefreshNoGrace(t *testing.T) {
 			t.Parallel()
 			env := confEnv(t, mode)
 			env["SESSIONHUB_REFRESH_GRACE"] = "0s"
-			h := &confHarness{mode: mode, env: env, srv: startServer(t, env)}
+			env["SESSIONHUB_SESSION_TTL"] = "1h"
+			env["SESSIONHUB_SESSION_MAX_AGE"] = "2h"
+			env["SESSIONHUB_COOKIE_SAMESITE"] = "lax"
+			env["SESSIONHUB_COOKIE_PARTITIONED"] = "true"
+			env["SESSIONHUB_ALLOWED_ORIGINS"] = "https://app.example.com"
+			h := &confHarness{mode: mode, env: env, srv: startServer(t, env), sameSite: "lax"}
 			c := h.client(t)
+
+			r := c.do("POST", "/auth/signup", map[string]string{"email": c.email("alt"), "password": confPassword})
+			require.Equal(t, http.StatusCreated, r.code, "%s", r)
+			raw, ck := setCookie(r)
+			require.NotNil(t, ck, raw)
+			require.Regexp(t, `(?i);\s*SameSite=Lax(;|$)`, raw)
+			require.Regexp(t, `(?i);\s*Partitioned(;|$)`, raw)
+			require.Regexp(t, `(?i);\s*Secure(;|$)`, raw)
+			require.LessOrEqual(t, ck.MaxAge, 3600, "Max-Age is what remains of the idle TTL: %s", raw)
+			require.Greater(t, ck.MaxAge, 3600-120, raw)
+			alt := c.account(r, "", confPassword)
+			exp := requireTime(t, alt.body["session"].(map[string]any)["expires_at"], "expires_at")
+			require.WithinDuration(t, time.Now().Add(time.Hour), exp, 2*time.Minute, "expires_at is min(idle, absolute)")
+			// The configured origin is allowed for CSRF-checked posts and cookie sockets.
+			require.Equal(t, http.StatusOK, c.do("POST", "/session/token", nil, as(alt), withHeader("Origin", "https://app.example.com")).code)
+			c.requireError(c.do("POST", "/session/token", nil, as(alt), withHeader("Origin", confEvilOrigin)), http.StatusForbidden, "origin")
+			ws, dr, err := c.dial("", http.Header{"Cookie": {alt.cookie.String()}, "Origin": {"https://app.example.com"}})
+			require.NoError(t, err, "%v", dr)
+			require.Equal(t, "welcome", c.frame(ws)["type"])
+			ws.CloseNow()
+
 			a, m := c.mobile()
 			r0 := str(m["refresh_token"])
 			first := c.refresh(r0)
 			require.Equal(t, http.StatusOK, first.code, "%s", first)
 			r1 := str(c.obj(first)["refresh_token"])
-			ws, _ := c.ws(str(c.obj(first)["access_token"]))
+			ws, _ = c.ws(str(c.obj(first)["access_token"]))
 
 			c.requireError(c.refresh(r0), http.StatusUnauthorized, "invalid_token")
 			code, _ := c.closed(ws)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,6 +33,7 @@ func confAuthChecks() []confCheck {
 		{name: "ratelimit-account", fn: confRateLimitAccount},
 		{name: "health", fn: confHealth},
 		{name: "google-off", fn: confGoogleOff},
+		{name: "metrics", fn: confMetrics},
 	}
 }
 
@@ -328,6 +331,12 @@ func confRequestLimits(t *testing.T, c *confClient) {
 	over := `{"email":"x@conf.example","password":"` + strings.Repeat("p", 64<<10) + `"}`
 	require.Greater(t, len(over), 64<<10)
 	c.requireError(c.do("POST", "/auth/login", over), http.StatusRequestEntityTooLarge, "too_large")
+	// Exactly 64 KiB is not too large.
+	exact := `{"email":"x@conf.example","password":"`
+	exact += strings.Repeat("p", 64<<10-len(exact)-2) + `"}`
+	require.Len(t, exact, 64<<10)
+	r := c.do("POST", "/auth/signup", exact)
+	c.requireError(r, http.StatusBadRequest, "weak_password")
 	req, _ := http.NewRequest("POST", c.url("/auth/login"), struct{ *strings.Reader }{strings.NewReader(over)})
 	req.Header.Set("Content-Type", "application/json")
 	req.ContentLength = -1
@@ -346,7 +355,7 @@ func confRequestLimits(t *testing.T, c *confClient) {
 	// Headers over 16 KiB: 431 with API.md's error body, on a fresh
 	// connection and on a kept-alive one; a bit under: served.
 	fresh := c.fresh()
-	r := fresh.do("GET", "/healthz", nil, withHeader("X-Big", strings.Repeat("x", 17<<10)))
+	r = fresh.do("GET", "/healthz", nil, withHeader("X-Big", strings.Repeat("x", 17<<10)))
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, r.code, "fresh connection: %s", r)
 	assert.True(t, strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json"), "431 body is JSON: %s", r)
 	assert.True(t, json.Valid(r.body) && bytes.Contains(r.body, []byte(`"error"`)), "431 body: %s", r)
@@ -412,6 +421,20 @@ func confRateLimitIP(t *testing.T, c *confClient) {
 	require.Equal(t, headerNames(known), headerNames(unknown))
 	// Another IP is unaffected.
 	c.login(a.email, a.password)
+
+	// IPv6 clients share one budget per /64.
+	n := c.h.next()
+	v6a := c.h.clientAt(t, fmt.Sprintf("2001:db8:%x:%x::1", n>>16&0xffff, n&0xffff))
+	v6b := c.h.clientAt(t, fmt.Sprintf("2001:db8:%x:%x:ffff::2", n>>16&0xffff, n&0xffff))
+	for i := range 200 {
+		r := v6a.do("POST", "/auth/signup", map[string]string{"email": "nope", "password": "x"})
+		if r.code == http.StatusTooManyRequests {
+			break
+		}
+		require.Less(t, i, 199, "no 429 from one IPv6 address")
+	}
+	r := v6b.do("POST", "/auth/signup", map[string]string{"email": "nope", "password": "x"})
+	v6b.requireError(r, http.StatusTooManyRequests, "rate_limited")
 }
 
 // Per account: 5 free failures, then backoff; during it even the right
@@ -464,4 +487,36 @@ func confGoogleOff(t *testing.T, c *confClient) {
 		r := c.do("GET", p, nil, withCookie(a.cookie))
 		c.requireError(r, http.StatusNotFound, "")
 	}
+}
+
+// API.md's metric names, on the metrics listener, after some activity.
+func confMetrics(t *testing.T, c *confClient) {
+	a := c.user("metrics")
+	c.login(a.email, a.password)
+	c.requireError(c.do("POST", "/auth/login", map[string]string{"email": a.email, "password": "wrong password!"}), http.StatusUnauthorized, "")
+	ws, _ := c.ws(c.token(a))
+	c.send(ws, map[string]any{"type": "publish", "channel": "room:metrics", "data": 1, "id": 1})
+	c.frame(ws)
+	require.Equal(t, http.StatusNoContent, c.do("POST", "/auth/logout", nil, as(a)).code)
+	c.closed(ws)
+
+	resp, err := c.http.Get(c.h.srv.metrics + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, name := range []string{
+		"sessionhub_hub_connections ", "sessionhub_hub_connects_total{", "sessionhub_hub_disconnects_total{",
+		"sessionhub_hub_revoke_close_seconds_bucket", "sessionhub_hub_messages_total{",
+		"sessionhub_sessions_created_total{", "sessionhub_sessions_revoked_total{",
+		`sessionhub_auth_logins_total{method="password",result="success"}`,
+		`sessionhub_auth_logins_total{method="password",result="failure"}`,
+		"sessionhub_tokens_issued_total{", "sessionhub_http_request_duration_seconds_bucket{",
+		"sessionhub_redis_pubsub_reconnects_total", "go_goroutines", "process_cpu_seconds_total",
+	} {
+		require.Contains(t, text, name)
+	}
+	require.Regexp(t, `sessionhub_sessions_created_total\{method="password"\}`, text)
+	require.Regexp(t, `sessionhub_sessions_revoked_total\{reason="logout"\}`, text)
+	require.Regexp(t, `sessionhub_hub_messages_total\{direction="[a-z]+"\}`, text)
 }

@@ -35,6 +35,9 @@ func confGetSession(t *testing.T, c *confClient) {
 	require.Equal(t, a.sid, s["id"])
 	require.Equal(t, true, s["current"])
 	require.Equal(t, a.csrf, m["csrf_token"], "the CSRF token is per session")
+	signed := a.body["session"].(map[string]any)
+	require.False(t, requireTime(t, s["last_seen_at"], "last_seen_at").Before(requireTime(t, signed["last_seen_at"], "last_seen_at")))
+	require.False(t, requireTime(t, s["expires_at"], "expires_at").Before(requireTime(t, signed["expires_at"], "expires_at")), "slides, never shrinks")
 	// Every cookie-authenticated request re-sends the cookie with a fresh Max-Age.
 	ck, maxAge := c.requireSessionCookie(r)
 	require.Equal(t, a.cookie.Value, ck.Value)

@@ -69,6 +69,8 @@ type confHarness struct {
 	srv  *server
 	env  map[string]string // the server's environment (the CLI reuses it)
 	seq  atomic.Int64
+	// sameSite is the expected cookie SameSite ("" → none, API.md's default).
+	sameSite string
 }
 
 func (h *confHarness) next() int64 { return h.seq.Add(1) }
@@ -135,7 +137,11 @@ func (x xffTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func (h *confHarness) client(t *testing.T) *confClient {
 	n := h.next()
-	ip := fmt.Sprintf("10.%d.%d.%d", (n>>16)&255, (n>>8)&255, n&255)
+	return h.clientAt(t, fmt.Sprintf("10.%d.%d.%d", (n>>16)&255, (n>>8)&255, n&255))
+}
+
+// clientAt is a client whose requests come from ip.
+func (h *confHarness) clientAt(t *testing.T, ip string) *confClient {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &confClient{t: t, h: h, ip: ip, http: &http.Client{
@@ -291,7 +297,11 @@ func (c *confClient) requireSessionCookie(r *confResp) (*http.Cookie, int) {
 	require.Equal(c.t, "/", attrs["path"], "Path=/: %s", raw)
 	require.Contains(c.t, attrs, "secure", raw)
 	require.Contains(c.t, attrs, "httponly", raw)
-	require.Equal(c.t, "none", strings.ToLower(attrs["samesite"]), "SameSite=None: %s", raw)
+	want := "none"
+	if c.h.sameSite != "" {
+		want = c.h.sameSite
+	}
+	require.Equal(c.t, want, strings.ToLower(attrs["samesite"]), "SameSite: %s", raw)
 	require.NotContains(c.t, attrs, "domain", "no Domain: %s", raw)
 	require.Contains(c.t, attrs, "max-age", raw)
 	maxAge, err := strconv.Atoi(attrs["max-age"])
