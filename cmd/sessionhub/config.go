@@ -242,10 +242,9 @@ func defaultPublicURL(addr string) *url.URL {
 
 // check validates what involves several settings.
 func (c *Config) check() error {
-	if c.SessionMaxAge < c.SessionTTL {
-		return &ConfigError{Name: "SESSIONHUB_SESSION_MAX_AGE", Value: c.SessionMaxAge.String(),
-			Err: fmt.Errorf("shorter than SESSIONHUB_SESSION_TTL (%s)", c.SessionTTL)}
-	}
+	// An absolute lifetime shorter than the idle timeout is a choice (short
+	// sessions), not a mistake: the session simply ends at its max age.
+	c.SessionTTL = min(c.SessionTTL, c.SessionMaxAge)
 	if (c.RedisURL == "") != (c.DatabaseURL == "") {
 		set, unset := "REDIS_URL", "DATABASE_URL"
 		if c.RedisURL == "" {

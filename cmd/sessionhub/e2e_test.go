@@ -86,6 +86,8 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 		}
 		select {
 		case err := <-s.done:
+			cancel()
+			s.stop = nil // nothing left to stop
 			t.Fatalf("serve stopped before listening: %v\nlogs:\n%s", err, s.logs)
 		default:
 		}
@@ -175,6 +177,12 @@ func TestServeMemory(t *testing.T) {
 	require.Contains(t, body, `"alg":"EdDSA"`)
 	code, _ = s.get("/login")
 	require.Equal(t, http.StatusOK, code)
+	req0, _ := http.NewRequest(http.MethodPut, s.url+"/auth/login", nil)
+	resp0, err := s.client.Do(req0)
+	require.NoError(t, err)
+	resp0.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp0.StatusCode, "a wrong method on an API route")
+	require.Equal(t, "POST", resp0.Header.Get("Allow"))
 
 	// The access log names the route pattern and the presented session's
 	// public id, never its secret, the query string or the raw path.
@@ -202,6 +210,13 @@ func TestServeMemory(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"), "API.md's error body")
+	req, _ = http.NewRequest(http.MethodGet, s.url+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 70<<10))
+	resp, err = s.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode, "past net/http's own limit too")
 	req, _ = http.NewRequest(http.MethodGet, s.url+"/healthz", nil)
 	req.Header.Set("X-Big", strings.Repeat("x", 12<<10))
 	resp, err = s.client.Do(req)

@@ -19,9 +19,14 @@ import (
 // maxBody is API.md's request body limit: larger bodies get 413 too_large.
 const maxBody = 64 << 10
 
-// maxHeaderBytes makes the server answer 431 past 16 KiB of request line +
-// headers: net/http allows MaxHeaderBytes plus 4096 bytes of slack.
-const maxHeaderBytes = 16<<10 - 4096
+// maxHeaders is API.md's limit on a request's line and headers: past it,
+// limitHeaders answers 431 with the JSON error body.
+const maxHeaders = 16 << 10
+
+// maxHeaderBytes is net/http's own limit, the backstop for what
+// limitHeaders never sees: net/http answers 431 in plain text past it (plus
+// its 4 KiB of slack) and holds no more than that per connection.
+const maxHeaderBytes = 64 << 10
 
 // readHeaderTimeout disconnects a client that has not sent its headers
 // within 10 s (API.md, slowloris).
@@ -55,6 +60,34 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// limitHeaders answers 431 when the request line and headers exceed 16 KiB.
+// net/http's MaxHeaderBytes cannot be the limit: it allows 4 KiB of slack,
+// answers in plain text, and does not apply to a kept-alive connection's
+// later requests the same way.
+func limitHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headerSize(r) > maxHeaders {
+			w.Header().Set("Connection", "close")
+			writeJSONError(w, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers over 16 KiB")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerSize is the size of the request line and headers as sent on the
+// wire (HTTP/1.1 framing: "Name: value\r\n").
+func headerSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	n += len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 // limitBody answers 413 too_large for a declared body over maxBody and caps
