@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -131,13 +133,10 @@ func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler 
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			next.ServeHTTP(ww, r)
+			rec := &statusRecorder{ResponseWriter: w}
+			next.ServeHTTP(rec, r)
 			d := time.Since(start)
-			status := ww.Status()
-			if status == 0 {
-				status = http.StatusOK
-			}
+			status := rec.result()
 			route := routePattern(r)
 			method := methodLabel(r.Method)
 			m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
@@ -151,7 +150,7 @@ func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler 
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-				slog.Int("bytes", ww.BytesWritten()),
+				slog.Int("bytes", rec.bytes),
 				slog.String("request_id", middleware.GetReqID(r.Context())),
 			}
 			if id := presentedSessionID(r); id != "" {
@@ -160,6 +159,57 @@ func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler 
 			log.LogAttrs(r.Context(), level, "http request", attrs...)
 		})
 	}
+}
+
+// statusRecorder remembers the status and size of a response for the
+// access log and the duration metric. It passes Flush and Hijack through
+// (Unwrap serves http.ResponseController), and counts a hijacked
+// connection that wrote no status as 101: the hub writes its 101 on the
+// raw connection, together with the welcome frame.
+type statusRecorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int
+	hijacked bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code // other 1xx are interim: the final status follows
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(p)
+	s.bytes += n
+	return n, err
+}
+
+func (s *statusRecorder) Flush() { _ = http.NewResponseController(s.ResponseWriter).Flush() }
+
+func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil {
+		s.hijacked = true
+	}
+	return c, rw, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// result is the status the client saw.
+func (s *statusRecorder) result() int {
+	switch {
+	case s.status != 0:
+		return s.status
+	case s.hijacked:
+		return http.StatusSwitchingProtocols
+	}
+	return http.StatusOK
 }
 
 // routePattern is the matched chi pattern ("/sessions/{id}"), or
