@@ -119,3 +119,22 @@ func TestParseSample(t *testing.T) {
 	s := parseSample("# HELP x\nprocess_resident_memory_bytes 1.5e+07\nprocess_cpu_seconds_total 2.5\ngo_goroutines 12\nsessionhub_hub_connections 3\nsessionhub_hub_connects_total{result=\"ok\"} 9\n")
 	require.Equal(t, ServerSample{RSS: 1.5e7, CPU: 2.5, Goroutines: 12, Conns: 3}, s)
 }
+
+func TestRevokeCloseHistogram(t *testing.T) {
+	t.Parallel()
+	before := parseSample(`sessionhub_hub_revoke_close_seconds_bucket{le="0.001"} 1
+sessionhub_hub_revoke_close_seconds_bucket{le="0.005"} 1
+sessionhub_hub_revoke_close_seconds_bucket{le="+Inf"} 1
+`)
+	after := parseSample(`sessionhub_hub_revoke_close_seconds_bucket{le="0.001"} 51
+sessionhub_hub_revoke_close_seconds_bucket{le="0.005"} 100
+sessionhub_hub_revoke_close_seconds_bucket{le="+Inf"} 101
+`)
+	p50, ok := HistQuantile(before.RevokeClose, after.RevokeClose, 0.5)
+	require.True(t, ok)
+	require.Equal(t, 0.001, p50)
+	p99, _ := HistQuantile(before.RevokeClose, after.RevokeClose, 0.99)
+	require.Equal(t, 0.005, p99)
+	_, ok = HistQuantile(after.RevokeClose, after.RevokeClose, 0.5)
+	require.False(t, ok)
+}

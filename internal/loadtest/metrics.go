@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,11 @@ type ServerSample struct {
 	CPU        float64 // process_cpu_seconds_total
 	Goroutines float64 // go_goroutines
 	Conns      float64 // sessionhub_hub_connections
+	// RevokeClose is the cumulative histogram sessionhub_hub_revoke_close_seconds
+	// (revocation issued_at → close frame leaving the node): upper bound →
+	// count. It splits the client-seen revoke → close into the issuing
+	// request's share and the hubs' share.
+	RevokeClose map[float64]float64
 }
 
 // Scraper reads the metrics endpoints of the nodes.
@@ -71,8 +77,39 @@ func Sum(ss []ServerSample) ServerSample {
 		t.CPU += s.CPU
 		t.Goroutines += s.Goroutines
 		t.Conns += s.Conns
+		for le, n := range s.RevokeClose {
+			if t.RevokeClose == nil {
+				t.RevokeClose = map[float64]float64{}
+			}
+			t.RevokeClose[le] += n
+		}
 	}
 	return t
+}
+
+// HistQuantile estimates the q-quantile of the observations between two
+// cumulative histograms (before, after) as the upper bound of the bucket
+// that holds it, the precision Prometheus's buckets allow. ok is false when
+// nothing was observed.
+func HistQuantile(before, after map[float64]float64, q float64) (upper float64, ok bool) {
+	les := make([]float64, 0, len(after))
+	for le := range after {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	if len(les) == 0 {
+		return 0, false
+	}
+	total := after[les[len(les)-1]] - before[les[len(les)-1]]
+	if total <= 0 {
+		return 0, false
+	}
+	for _, le := range les {
+		if after[le]-before[le] >= q*total {
+			return le, true
+		}
+	}
+	return les[len(les)-1], true
 }
 
 // parseSample reads the four unlabelled series it needs from the text
@@ -85,6 +122,17 @@ func parseSample(text string) ServerSample {
 		}
 		name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
 		if !ok {
+			continue
+		}
+		if le, ok := strings.CutPrefix(name, `sessionhub_hub_revoke_close_seconds_bucket{le="`); ok {
+			bound, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64)
+			n, err2 := strconv.ParseFloat(strings.Fields(val)[0], 64)
+			if err == nil && err2 == nil {
+				if s.RevokeClose == nil {
+					s.RevokeClose = map[float64]float64{}
+				}
+				s.RevokeClose[bound] = n
+			}
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.Fields(val)[0], 64)

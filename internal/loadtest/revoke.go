@@ -124,6 +124,26 @@ func Revoke(ctx context.Context, o Options, n, revokes, users, burst int) (*Resu
 	watch.mu.Lock()
 	watch.armed = true
 	watch.mu.Unlock()
+	sc := o.scraper()
+	hubBefore, err := sc.Sample(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// hubShare adds the hubs' own view of a phase: revocation issued_at →
+	// close frame sent, from their histograms (bucket upper bounds).
+	hubShare := func(label string) {
+		now, err := sc.Sample(ctx)
+		if err != nil {
+			return
+		}
+		b, a := Sum(hubBefore).RevokeClose, Sum(now).RevokeClose
+		for _, q := range []float64{0.5, 0.99} {
+			if v, ok := HistQuantile(b, a, q); ok {
+				res.add(fmt.Sprintf("%s: hub issued → close sent p%g ≤", label, q*100), v*1000, "ms")
+			}
+		}
+		hubBefore = now
+	}
 
 	const wait = 5 * time.Second // past the sweep bound this is a failure, not a slow close
 	var one Durations
@@ -145,6 +165,7 @@ func Revoke(ctx context.Context, o Options, n, revokes, users, burst int) (*Resu
 	}
 	res.add("sessions revoked one at a time", revokes, "")
 	res.addLatency("revoke → close (session, all nodes)", one)
+	hubShare("sessions")
 
 	var userLat, userAll Durations
 	byUser := map[string][]Cred{}
@@ -182,12 +203,14 @@ func Revoke(ctx context.Context, o Options, n, revokes, users, burst int) (*Resu
 	res.add("users logged out everywhere", len(order), "")
 	res.addLatency("global logout → socket closed", userLat)
 	res.addLatency("global logout → every socket closed", userAll)
+	hubShare("users")
 
 	if burst > 0 {
 		var dones []<-chan struct{}
 		for _, c := range tCreds[revokes:] {
 			dones = append(dones, watch.expect(c.SessionID, nodes))
 		}
+		fmt.Fprintf(o.Progress, "revoking %d sessions at once...\n", burst)
 		t0 := time.Now()
 		sem := make(chan struct{}, 64)
 		var wg sync.WaitGroup
@@ -224,6 +247,7 @@ func Revoke(ctx context.Context, o Options, n, revokes, users, burst int) (*Resu
 		watch.mu.Unlock()
 		res.add("burst sessions revoked", burst, "")
 		res.add("burst: all sockets closed after", ms(lastClose.Sub(t0)), "ms")
+		hubShare("burst")
 		if closed < burst {
 			res.Failures = append(res.Failures, fmt.Sprintf("burst: only %d of %d sessions had every socket closed within 10 s", closed, burst))
 		}
