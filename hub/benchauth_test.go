@@ -45,12 +45,15 @@ type benchClaims struct {
 }
 
 // benchToken mints user u<n>'s socket JWT for session s<n>.
-func benchToken(n int) string {
+func benchToken(n int) string { return benchTokenFor("u"+strconv.Itoa(n), "s"+strconv.Itoa(n)) }
+
+// benchTokenFor mints a socket JWT for the user's session.
+func benchTokenFor(user, session string) string {
 	now := time.Now().Unix()
 	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"bench-key-1","typ":"JWT"}`))
-	body, _ := json.Marshal(benchClaims{Sub: "u" + strconv.Itoa(n), Sid: "s" + strconv.Itoa(n),
+	body, _ := json.Marshal(benchClaims{Sub: user, Sid: session,
 		Scope: "sub:bench:* pub:bench:*", Iss: "http://localhost:8080", Aud: "sessionhub",
-		Jti: "jti-" + strconv.Itoa(n), Iat: now, Nbf: now, Exp: now + 300})
+		Jti: "jti-" + session, Iat: now, Nbf: now, Exp: now + 300})
 	signing := hdr + "." + base64.RawURLEncoding.EncodeToString(body)
 	sig := ed25519.Sign(ed25519.NewKeyFromSeed(benchSeed[:]), []byte(signing))
 	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)

@@ -44,7 +44,10 @@ type conn struct {
 	lastSeen atomic.Int64 // unix ns of the last frame read; set by the reader and pong callback
 	pingedAt int64        // unix ns of the last ping; heartbeat loop only
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// owed says an inline write left part of a frame with the sockConn,
+	// for the writer to flush before the queue.
+	owed     bool
 	queue    [][]byte
 	spare    [][]byte
 	queued   int
@@ -63,8 +66,10 @@ type conn struct {
 	rl       rateLimit
 }
 
-// enqueue queues a frame for the writer. It never blocks: a socket whose
-// queue would pass SendQueueBytes is closed as a slow consumer.
+// enqueue queues a frame for the socket. It never blocks: a socket whose
+// queue would pass SendQueueBytes is closed as a slow consumer. A socket
+// that had nothing queued is marked dirty for the flushers (see flusher),
+// so a fan-out starts no goroutine per socket.
 func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.closing || c.dead {
@@ -81,17 +86,58 @@ func (c *conn) enqueue(frame []byte) bool {
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if start {
-		c.h.writers.Add(1)
-		go c.writeFn()
+	if start && !c.h.flush.push(c) {
+		c.startWriter()
 	}
 	return true
 }
 
+func (c *conn) startWriter() {
+	c.h.writers.Add(1)
+	go c.writeFn()
+}
+
+// writeInline writes a close frame from the calling goroutine, which holds the
+// writer's role (c.writing was set by it). What the kernel does not take
+// at once, and anything queued meanwhile, is left to a writer goroutine.
+// isClose says frame is the close frame, revokeAt its revocation time.
+func (c *conn) writeInline(frame []byte, isClose bool, revokeAt int64) {
+	n, err := c.sc.tryWrite(frame, isClose, true)
+	if err != nil {
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		c.cut()
+		return
+	}
+	if n == len(frame) && isClose && revokeAt != 0 {
+		c.h.m.revokeClose.Observe(float64(time.Now().UnixNano()-revokeAt) / 1e9)
+	}
+	c.mu.Lock()
+	switch {
+	case n < 0: // could not try: the writer takes the frame whole
+		c.queue = append(c.queue, nil)
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = frame
+		c.queued += len(frame)
+	case n < len(frame):
+		c.owed = true
+	}
+	if len(c.queue) == 0 && !c.owed || c.dead {
+		c.writing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.startWriter()
+}
+
 // closeWith starts the close handshake with d: pending frames are dropped
 // (kept for a drain, so clients get what was sent before), the close frame
-// is queued, and the connection is cut if the peer does not answer within
-// closeGrace. It reports whether this call started the close.
+// is sent (at once when nothing else is queued), and the connection is cut
+// if the peer does not answer within closeGrace. The peer's reply is never
+// waited for here: the reader sees it and finishes the socket. It reports
+// whether this call started the close.
 func (c *conn) closeWith(d Disconnect, revokeAt int64) bool {
 	c.mu.Lock()
 	if c.closing || c.dead {
@@ -106,14 +152,20 @@ func (c *conn) closeWith(d Disconnect, revokeAt int64) bool {
 		c.queue = c.queue[:0]
 		c.queued = 0
 	}
-	c.queue = append(c.queue, d.closeFrame())
 	c.timer = time.AfterFunc(closeGrace, c.cut)
+	frame := d.closeFrame()
+	if !c.writing && c.sc != nil {
+		c.writing = true
+		c.mu.Unlock()
+		c.writeInline(frame, true, revokeAt)
+		return true
+	}
+	c.queue = append(c.queue, frame)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		c.h.writers.Add(1)
-		go c.writeFn()
+		c.startWriter()
 	}
 	return true
 }
@@ -145,11 +197,12 @@ func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		batch := c.queue
-		if len(batch) == 0 || c.dead {
+		if len(batch) == 0 && !c.owed || c.dead {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
+		c.owed = false // writeFrames sends the sockConn's owed bytes first
 		c.queue, c.spare = c.spare[:0], nil
 		c.queued = 0
 		endsInClose := c.closing

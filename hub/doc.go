@@ -16,6 +16,22 @@
 // Cost model, per idle socket: one goroutine (the reader, started after the
 // HTTP handler has returned, so net/http's per-connection buffers are
 // garbage), a 256-byte read buffer and a 256-byte control-frame write
-// buffer. Writes are done by a goroutine that exists only while the socket
-// has queued frames; pings come from one heartbeat loop per hub.
+// buffer. Pings come from one heartbeat loop per hub.
+//
+// Per connect: the JWT check, then Redis work shared with concurrent
+// handshakes (group commit): the liveness read (liveness), the socket
+// ledger (ledger) and the user-channel SUBSCRIBE (psLink) each cost one
+// round trip for every handshake that queued while the previous one was in
+// flight. The 101 response is held back and leaves in the same write as
+// the welcome frame. A close queues its ledger removal and waits for no
+// round trip.
+//
+// Writes: a fan-out encodes a message once and appends the shared frame to
+// each socket's queue; a few flusher goroutines (one per CPU) write each
+// dirty socket's whole queue with one non-blocking write, so frames that
+// arrive meanwhile coalesce. Only a socket whose kernel buffer is full gets
+// a writer goroutine of its own, which may block (with a deadline).
+// Revocation closes write the close frame inline from the pub/sub receive
+// goroutine when nothing else is queued, without waiting for the peer's
+// reply (the reader sees it; closeGrace bounds it).
 package hub

@@ -29,6 +29,8 @@ type Hub struct {
 	reg  *registry
 	// sessions batches the handshakes' liveness reads.
 	sessions *liveness
+	// flush writes sockets with queued frames.
+	flush *flusher
 
 	started  time.Time
 	draining atomic.Bool
@@ -70,6 +72,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	}
 	h.reg = newRegistry(h.br)
 	h.sessions = newLiveness(deps.Sessions.Status)
+	h.flush = newFlusher()
 	h.br.Subscribe(revocationChannel)
 	h.br.Subscribe(h.nodeChannel())
 	return h, nil
@@ -111,7 +114,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		func(ctx context.Context) { _ = h.br.Run(ctx, h) },
-		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop,
+		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop, h.flush.run,
 	}
 	for _, f := range loops {
 		wg.Add(1)

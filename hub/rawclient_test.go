@@ -59,31 +59,37 @@ func rawDial(wsURL, token string) (*rawClient, error) {
 
 // readFrame reads one unmasked server frame and returns its payload.
 func (c *rawClient) readFrame() ([]byte, error) {
+	_, p, err := c.readFrameOp()
+	return p, err
+}
+
+// readFrameOp reads one unmasked server frame: its opcode and payload.
+func (c *rawClient) readFrameOp() (byte, []byte, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(c.br, h[:]); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		var b [2]byte
 		if _, err := io.ReadFull(c.br, b[:]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = uint64(binary.BigEndian.Uint16(b[:]))
 	case 127:
 		var b [8]byte
 		if _, err := io.ReadFull(c.br, b[:]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = binary.BigEndian.Uint64(b[:])
 	}
 	if n > 1<<20 {
-		return nil, errors.New("frame too long")
+		return 0, nil, errors.New("frame too long")
 	}
 	p := make([]byte, n)
 	_, err := io.ReadFull(c.br, p)
-	return p, err
+	return h[0] & 0x0f, p, err
 }
 
 // sendText writes a masked text frame (zero mask key: valid, and free).

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -34,10 +35,79 @@ type sockConn struct {
 	wmu       sync.Mutex
 	closeSent bool
 	deadline  time.Time // write deadline last set
-	// preamble is the 101 response, held back so that it leaves in the same
-	// write as the welcome frame (one syscall and one TCP segment less per
-	// connect). Guarded by wmu; nil once written.
-	preamble []byte
+	// owed are bytes that must leave before anything else, even after a
+	// close frame: the 101 response, held back so that it leaves in the
+	// same write as the welcome frame (one syscall and one TCP segment less
+	// per connect), or the rest of a frame tryWrite left half written.
+	owed []byte
+
+	// raw and rawWriteFn serve tryWrite: one non-blocking write(2) with no
+	// allocation (rawWriteFn is bound once; wbuf, wn, werr carry its
+	// argument and results, under wmu).
+	raw        syscall.RawConn
+	rawWriteFn func(fd uintptr) bool
+	wbuf       []byte
+	wn         int
+	werr       error
+}
+
+// tryWrite writes p with one non-blocking syscall from the calling
+// goroutine and returns how much the kernel took; -1 when it could not try
+// (another write in progress, the preamble still pending, no raw access),
+// so that the caller hands the frame to a writer goroutine. It never
+// waits: a full socket buffer leaves the rest owed, for the writer. isClose
+// says p ends with the close frame, after which nothing is written; stable
+// says p outlives the call (otherwise an owed rest is copied).
+func (s *sockConn) tryWrite(p []byte, isClose, stable bool) (int, error) {
+	if s.raw == nil || !s.wmu.TryLock() {
+		return -1, nil
+	}
+	defer s.wmu.Unlock()
+	if s.closeSent {
+		return len(p), nil
+	}
+	if s.owed != nil {
+		return -1, nil
+	}
+	// The write does not wait, but the poller refuses any write past the
+	// deadline: keep it ahead like every other write.
+	s.refreshDeadline()
+	s.wbuf, s.wn, s.werr = p, 0, nil
+	err := s.raw.Write(s.rawWriteFn)
+	s.wbuf = nil
+	if err == nil {
+		err = s.werr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if s.wn < len(p) {
+		s.owed = p[s.wn:] // the caller has a writer flush it
+		if !stable {
+			s.owed = bytes.Clone(s.owed)
+		}
+	}
+	if isClose {
+		s.closeSent = true
+	}
+	return s.wn, nil
+}
+
+func (s *sockConn) rawWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), s.wbuf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			s.wn = 0
+		case err != nil:
+			s.werr = err
+		default:
+			s.wn = n
+		}
+		return true // never wait for the socket to become writable
+	}
 }
 
 // refreshDeadline keeps the write deadline between 3/4 and all of timeout
@@ -68,13 +138,13 @@ func (s *sockConn) Write(p []byte) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closeSent {
-		return len(p), nil
+		return len(p), s.flushOwed()
 	}
 	if len(p) > 0 && p[0]&0x0f == 0x8 {
 		s.closeSent = true
 	}
 	s.refreshDeadline()
-	if s.preamble != nil {
+	if s.owed != nil {
 		if _, err := s.writeBuffers([][]byte{p}); err != nil {
 			return 0, err
 		}
@@ -83,13 +153,16 @@ func (s *sockConn) Write(p []byte) (int, error) {
 	return s.Conn.Write(p)
 }
 
-// writeBuffers writes frames after any held-back preamble. wmu is held.
+// writeBuffers writes frames after any owed bytes. wmu is held.
 func (s *sockConn) writeBuffers(frames [][]byte) (int64, error) {
-	if s.preamble != nil {
-		frames = append([][]byte{s.preamble}, frames...)
-		s.preamble = nil
+	if s.owed != nil {
+		frames = append([][]byte{s.owed}, frames...)
+		s.owed = nil
 	}
-	if len(frames) == 1 {
+	switch len(frames) {
+	case 0:
+		return 0, nil
+	case 1:
 		n, err := s.Conn.Write(frames[0]) // the common case allocates nothing
 		return int64(n), err
 	}
@@ -97,15 +170,26 @@ func (s *sockConn) writeBuffers(frames [][]byte) (int64, error) {
 	return bufs.WriteTo(s.Conn)
 }
 
-// writeFrames writes a batch of complete frames in one writev. endsInClose
-// says the batch's last frame is a close frame. The frames may be shared
-// with other sockets: their bytes are never modified (the slice headers in
-// frames are).
+// flushOwed writes what is owed after a close frame. wmu is held.
+func (s *sockConn) flushOwed() error {
+	if s.owed == nil {
+		return nil
+	}
+	s.refreshDeadline()
+	_, err := s.Conn.Write(s.owed)
+	s.owed = nil
+	return err
+}
+
+// writeFrames writes a batch of complete frames (after any owed bytes) in
+// one writev. endsInClose says the batch's last frame is a close frame.
+// The frames may be shared with other sockets: their bytes are never
+// modified (the slice headers in frames are).
 func (s *sockConn) writeFrames(frames [][]byte, endsInClose bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closeSent {
-		return nil
+		return s.flushOwed()
 	}
 	s.refreshDeadline()
 	_, err := s.writeBuffers(frames)
@@ -119,7 +203,7 @@ func (s *sockConn) writeFrames(frames [][]byte, endsInClose bool) error {
 // net/http's 4 KiB pair, which would otherwise live as long as the socket.
 // It also keeps the 101 response from net/http: coder/websocket's
 // WriteHeader(101) is only noted, and Hijack encodes the response into the
-// sockConn's preamble, written together with the first frame.
+// sockConn's owed bytes, written together with the first frame.
 type hijacker struct {
 	http.ResponseWriter
 	timeout  time.Duration
@@ -143,12 +227,18 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	sc := &sockConn{Conn: nc, timeout: h.timeout}
+	if sys, ok := nc.(syscall.Conn); ok {
+		if raw, err := sys.SyscallConn(); err == nil {
+			sc.raw = raw
+			sc.rawWriteFn = sc.rawWrite
+		}
+	}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		sc.pending = bytes.Clone(b)
 	}
 	if h.upgraded {
-		sc.preamble = switchingProtocols(h.ResponseWriter.Header())
+		sc.owed = switchingProtocols(h.ResponseWriter.Header())
 	}
 	h.sc = sc
 	return sc, bufio.NewReadWriter(bufio.NewReaderSize(sc, readBufSize), bufio.NewWriterSize(sc, ctrlBufSize)), nil
