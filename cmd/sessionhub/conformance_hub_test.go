@@ -107,6 +107,12 @@ func confWSRefusals(t *testing.T, c *confClient) {
 	refused(http.StatusUnauthorized, "", http.Header{"Authorization": {"Bearer " + jwt}})
 	refused(http.StatusUnauthorized, "", nil, "sessionhub.v1", "bearer."+jwt)
 	refused(http.StatusUnauthorized, "", http.Header{"Cookie": {cookie}, "Origin": {confOrigin}})
+
+	// A plain GET (no upgrade) with a valid token is refused with API.md's
+	// error body too.
+	r := c.do("GET", "/ws", nil, withBearer(c.token(c.user("plain"))))
+	require.GreaterOrEqual(t, r.code, 400, "%s", r)
+	c.requireError(r, r.code, "")
 }
 
 func confWSProtocol(t *testing.T, c *confClient) {
