@@ -17,7 +17,6 @@ import (
 type Pool struct {
 	workers []*workerHandle
 	onClose func(sid string, code int, at time.Time)
-	mu      sync.Mutex
 }
 
 type workerHandle struct {
