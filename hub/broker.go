@@ -30,8 +30,9 @@ type broker interface {
 	Subscribe(channel string) <-chan struct{}
 	// Unsubscribe drops channel; like Subscribe it never blocks.
 	Unsubscribe(channel string)
-	// Listen opens a short-lived subscription of its own (acks), active when
-	// it returns; stop ends it.
+	// Listen delivers the messages of one channel (acks) from when it
+	// returns until stop; the Redis broker serves every Listen from one
+	// shared pattern subscription.
 	Listen(ctx context.Context, channel string) (msgs <-chan []byte, stop func(), err error)
 	// Beat records this node as alive with its figures.
 	Beat(ctx context.Context, n NodeInfo) error

@@ -39,6 +39,7 @@ type redisBroker struct {
 
 	control, data *psLink
 	ledger        *ledger
+	acks          *ackMux
 
 	beat, nodes, addSock *redis.Script
 }
@@ -51,6 +52,7 @@ func newRedisBroker(rdb redis.UniversalClient, prefix string, log *slog.Logger, 
 		addSock: redis.NewScript(addSocketLua),
 	}
 	b.ledger = newLedger(b)
+	b.acks = newAckMux(rdb, prefix)
 	b.control = newLink(b, true)
 	b.data = newLink(b, false)
 	return b
@@ -75,6 +77,7 @@ func (b *redisBroker) Run(ctx context.Context, h brokerHandler) error {
 	wg.Wait()
 	b.control.close()
 	b.data.close()
+	b.acks.close()
 	return nil
 }
 
@@ -92,35 +95,7 @@ func (b *redisBroker) Subscribe(channel string) <-chan struct{} {
 func (b *redisBroker) Unsubscribe(channel string) { b.link(channel).unwant(channel) }
 
 func (b *redisBroker) Listen(ctx context.Context, channel string) (<-chan []byte, func(), error) {
-	ps := b.rdb.Subscribe(ctx, b.prefix+channel)
-	// The first reply confirms the subscription: from here nothing is missed.
-	if _, err := ps.Receive(ctx); err != nil {
-		_ = ps.Close()
-		return nil, nil, fmt.Errorf("hub: listen: %w", err)
-	}
-	out := make(chan []byte, 64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			m, err := ps.ReceiveMessage(context.Background())
-			if err != nil {
-				return // closed by stop
-			}
-			select {
-			case out <- []byte(m.Payload):
-			default: // an ack the caller no longer reads
-			}
-		}
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = ps.Close()
-			<-done
-		})
-	}
-	return out, stop, nil
+	return b.acks.listen(ctx, b.prefix+channel)
 }
 
 func (b *redisBroker) hubKey(s string) string { return b.prefix + "{hub}:" + s }
