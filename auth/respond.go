@@ -87,6 +87,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("path", r.URL.Path), slog.Any("err", err))
 	} else if status == http.StatusServiceUnavailable {
 		s.log.Warn("auth: store unavailable", slog.String("path", r.URL.Path), slog.Any("err", err))
+		// An outage or a saturated hash pool is short-lived: tell clients
+		// when to come back rather than letting them hammer a sick node.
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, errorBody{Error: code, Message: msg})
 }
