@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -227,8 +229,10 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 // and returns the public key named by kid. It never takes a key from the
 // token.
 func (t *Tokens) keyFor(tok *jwt.Token) (any, error) {
-	for h, v := range tok.Header {
-		if !allowedHeader(h, v) {
+	// Sorted, so that a token with several bad headers is always refused
+	// for the same one (map order would make the reason vary).
+	for _, h := range slices.Sorted(maps.Keys(tok.Header)) {
+		if !allowedHeader(h, tok.Header[h]) {
 			return nil, fmt.Errorf("header %.20q not allowed", h)
 		}
 	}
