@@ -70,8 +70,12 @@ type memoryBroker struct {
 	sockets   map[string][]string // user → members, oldest first
 }
 
-func newMemoryBroker() *memoryBroker {
+// newMemoryBroker delivers to h from the start, not only once Run is
+// running: a socket let in before the Run goroutine was scheduled would
+// otherwise lose what is published to it.
+func newMemoryBroker(h brokerHandler) *memoryBroker {
 	return &memoryBroker{
+		h:         h,
 		subs:      make(map[string]int),
 		listeners: make(map[string][]chan []byte),
 		sockets:   make(map[string][]string),

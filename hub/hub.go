@@ -68,7 +68,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if deps.Redis != nil {
 		h.br = newRedisBroker(deps.Redis, cfg.Prefix, h.log, m.reconnects)
 	} else {
-		h.br = newMemoryBroker()
+		h.br = newMemoryBroker(h)
 	}
 	h.reg = newRegistry(h.br)
 	h.sessions = newLiveness(deps.Sessions.Status)
