@@ -76,6 +76,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	c.writing = true
 	c.queue = append(c.queue, h.welcome(ident))
 	ready := h.reg.add(c)
+	h.connectionsChanged()
 	h.enforceLimit(c)
 	select {
 	case <-ready:

@@ -84,6 +84,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// beatEvery overrides the periodic presence beat (tests only, so that
+	// one can tell a debounced beat from a periodic one).
+	beatEvery time.Duration
 }
 
 // Deps are the hub's collaborators.

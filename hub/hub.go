@@ -12,10 +12,11 @@ import (
 
 // Background loop tuning, each with why.
 const (
-	beatEvery   = 5 * time.Second // three beats fit in the 15 s presence window
-	statusChunk = 1000            // session ids per Status call: one pipelined round trip each
-	drainStep   = 20 * time.Millisecond
-	recentKeep  = time.Minute // how long a revocation is remembered for handshakes that raced it
+	beatEvery    = 5 * time.Second // three beats fit in the 15 s presence window
+	beatDebounce = time.Second     // extra beats after connects/disconnects: other nodes current within 1 s, Redis sees ≤ 1 write/s per node
+	statusChunk  = 1000            // session ids per Status call: one pipelined round trip each
+	drainStep    = 20 * time.Millisecond
+	recentKeep   = time.Minute // how long a revocation is remembered for handshakes that raced it
 )
 
 // Hub is one node's realtime server. Its methods are safe for concurrent
@@ -40,6 +41,9 @@ type Hub struct {
 	writers  atomic.Int64 // writer goroutines running (0 when every queue is empty)
 
 	reconcileKick chan struct{}
+	// beatKick asks the presence loop for an early (debounced) beat after
+	// the connection count changed.
+	beatKick chan struct{}
 
 	recentMu sync.Mutex
 	recent   map[recentKey]int64 // revoked session or user → unix ns the revocation arrived
@@ -62,6 +66,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		cfg: cfg, deps: deps, log: cfg.Logger, m: m,
 		started:       cfg.Now(),
 		reconcileKick: make(chan struct{}, 1),
+		beatKick:      make(chan struct{}, 1),
 		recent:        make(map[recentKey]int64),
 	}
 	h.bufs.New = func() any { b := make([]byte, maxMessage+1); return &b }
@@ -133,16 +138,51 @@ func (h *Hub) beat(ctx context.Context) {
 	}
 }
 
+// presenceLoop beats every beatEvery, and also after the connection count
+// changed (connectionsChanged), at most once per beatDebounce, so other
+// nodes' /admin/stats is current within about a second.
 func (h *Hub) presenceLoop(ctx context.Context) {
-	t := time.NewTicker(beatEvery)
+	every := h.cfg.beatEvery
+	if every <= 0 {
+		every = beatEvery
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
+	var debounce *time.Timer
+	var fire <-chan time.Time // the armed debounced beat; nil when none
+	defer func() {
+		if debounce != nil {
+			debounce.Stop()
+		}
+	}()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.beat(ctx)
+		case <-h.beatKick:
+			if fire != nil {
+				continue // the armed beat reads the count when it fires
+			}
+			if wait := beatDebounce - time.Since(last); wait > 0 {
+				debounce = time.NewTimer(wait)
+				fire = debounce.C
+				continue
+			}
+		case <-fire:
+			fire = nil
 		}
+		h.beat(ctx)
+		last = time.Now()
+	}
+}
+
+// connectionsChanged asks for an early presence beat; it never blocks.
+func (h *Hub) connectionsChanged() {
+	select {
+	case h.beatKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -170,8 +210,25 @@ func (h *Hub) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-// Nodes lists the live nodes sharing the prefix (for /admin/stats).
-func (h *Hub) Nodes(ctx context.Context) ([]NodeInfo, error) { return h.br.Nodes(ctx) }
+// Nodes lists the live nodes sharing the prefix (for /admin/stats). This
+// node's entry carries its live connection count rather than the one of
+// its last beat, and is there even before its first beat landed: the node
+// answering is alive by definition. Other nodes' figures are as of their
+// last beat (at most beatDebounce behind a change, beatEvery at worst).
+func (h *Hub) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	nodes, err := h.br.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := NodeInfo{ID: h.cfg.NodeID, Connections: h.Connections(), StartedAt: h.started}
+	for i := range nodes {
+		if nodes[i].ID == self.ID {
+			nodes[i] = self
+			return nodes, nil
+		}
+	}
+	return append(nodes, self), nil
+}
 
 // Publish sends data (valid JSON) to channel on every node, from "server".
 func (h *Hub) Publish(ctx context.Context, channel string, data json.RawMessage) error {
@@ -186,7 +243,10 @@ func (h *Hub) publish(ctx context.Context, channel string, data []byte, from str
 }
 
 // unregister removes a finished socket from the indexes.
-func (h *Hub) unregister(c *conn) { h.reg.remove(c) }
+func (h *Hub) unregister(c *conn) {
+	h.reg.remove(c)
+	h.connectionsChanged()
+}
 
 // Shutdown drains: readiness turns false and handshakes are refused at
 // once, then sockets are closed with 1001 spread evenly over Config.Drain
