@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -26,11 +27,25 @@ const (
 // (so nothing of net/http's per-request state outlives the upgrade).
 // Refusals are plain HTTP with a JSON error body: 401 without a valid
 // credential (also for one in the query string, or a dead session), 403
-// for an Origin not on the allowlist, 503 while draining.
+// for an Origin not on the allowlist, 503 while draining, 426 for a request
+// that is not a WebSocket handshake (a plain GET) and 400 for a malformed
+// one, so that websocket.Accept never writes its own text/plain refusal.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now().UnixNano()
 	if h.draining.Load() {
 		h.refuse(w, http.StatusServiceUnavailable, "unavailable", "the node is shutting down", resultDraining)
+		return
+	}
+	if status, msg := handshakeProblem(r); status != 0 {
+		hd := w.Header()
+		hd.Set("Sec-WebSocket-Version", "13")
+		code := "bad_request"
+		if status == http.StatusUpgradeRequired {
+			hd.Set("Upgrade", "websocket")
+			hd.Set("Connection", "Upgrade")
+			code = "upgrade_required"
+		}
+		h.refuse(w, status, code, msg, resultBadRequest)
 		return
 	}
 	if queryHasToken(r.URL) {
@@ -98,6 +113,41 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	h.writers.Add(1)
 	go c.writeFn()
 	go c.readLoop()
+}
+
+// handshakeProblem checks what websocket.Accept would refuse, so that the
+// refusal has API.md's JSON body: 426 when the request is not an upgrade
+// to WebSocket at all, 400 for a bad Sec-WebSocket-Version or -Key. It
+// returns status 0 for a well-formed handshake.
+func handshakeProblem(r *http.Request) (status int, msg string) {
+	switch {
+	case !r.ProtoAtLeast(1, 1) || !headerHasToken(r.Header, "Connection", "upgrade") ||
+		!headerHasToken(r.Header, "Upgrade", "websocket"):
+		return http.StatusUpgradeRequired, "this endpoint only answers a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)"
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return http.StatusBadRequest, "unsupported Sec-WebSocket-Version (only 13 is supported)"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return http.StatusBadRequest, "exactly one Sec-WebSocket-Key is required"
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"
+	}
+	return 0, ""
+}
+
+// headerHasToken reports whether a comma-separated header lists token
+// (case-insensitively), as RFC 9110 lists Connection and Upgrade values.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // welcome is the welcome text frame, encoded in place (one allocation).

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -125,4 +126,64 @@ func TestHandshakeRefusedWhileDraining(t *testing.T) {
 	status, body := refusal(t, n.wsURL(), http.Header{"Authorization": {"Bearer " + auth.token("u1", "S1")}})
 	require.Equal(t, 503, status)
 	require.True(t, strings.Contains(body, "unavailable"))
+}
+
+// A request that is not a well-formed WebSocket handshake (curl, or a proxy
+// that dropped the upgrade headers) is refused with the JSON error body,
+// never websocket.Accept's text/plain (conformance D2).
+func TestHandshakeNotAnUpgrade(t *testing.T) {
+	t.Parallel()
+	n, auth := redisNode(t, nil)
+	tok := auth.token("u1", "S1")
+	const key = "dGhlIHNhbXBsZSBub25jZQ=="
+	upgrade := func(version, key string) http.Header {
+		h := http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}
+		if version != "" {
+			h.Set("Sec-WebSocket-Version", version)
+		}
+		if key != "" {
+			h.Set("Sec-WebSocket-Key", key)
+		}
+		return h
+	}
+	cases := []struct {
+		name   string
+		hdr    http.Header
+		status int
+		code   string
+	}{
+		{"plain GET", nil, 426, "upgrade_required"},
+		{"no Upgrade header", http.Header{"Connection": {"Upgrade"}, "Sec-WebSocket-Version": {"13"}, "Sec-WebSocket-Key": {key}}, 426, "upgrade_required"},
+		{"upgrade to something else", http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}, "Sec-WebSocket-Version": {"13"}, "Sec-WebSocket-Key": {key}}, 426, "upgrade_required"},
+		{"no version", upgrade("", key), 400, "bad_request"},
+		{"old version", upgrade("8", key), 400, "bad_request"},
+		{"no key", upgrade("13", ""), 400, "bad_request"},
+		{"short key", upgrade("13", "c2hvcnQ="), 400, "bad_request"},
+		{"key not base64", upgrade("13", "!!!!!!!!!!!!!!!!!!!!!!!!"), 400, "bad_request"},
+	}
+	for _, tc := range cases {
+		before := counterWith(n, "sessionhub_hub_connects_total", "result", resultBadRequest)
+		req, err := http.NewRequest(http.MethodGet, n.srv.URL+"/ws", nil)
+		require.NoError(t, err)
+		for k, vs := range tc.hdr {
+			req.Header[k] = vs
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := n.srv.Client().Do(req)
+		require.NoError(t, err, tc.name)
+		var body map[string]string
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), tc.name)
+		resp.Body.Close()
+		require.Equal(t, tc.status, resp.StatusCode, tc.name)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"), tc.name)
+		require.Equal(t, tc.code, body["error"], tc.name)
+		require.NotEmpty(t, body["message"], tc.name)
+		require.Len(t, body, 2, tc.name)
+		require.Equal(t, "13", resp.Header.Get("Sec-WebSocket-Version"), tc.name)
+		if tc.status == 426 {
+			require.Equal(t, "websocket", resp.Header.Get("Upgrade"), tc.name)
+		}
+		require.Equal(t, before+1, counterWith(n, "sessionhub_hub_connects_total", "result", resultBadRequest), tc.name)
+	}
+	require.Zero(t, n.h.Connections())
 }
