@@ -30,7 +30,8 @@ const (
 
 // AuditEvent is one row of the append-only audit log. SessionID is the
 // public session id; no field ever holds a secret. Detail must be a JSON
-// object's worth of values (nil is {}).
+// object's worth of values (nil is {}). An event with a SessionID but no
+// UserID is recorded with that session's user by the Postgres auditor.
 type AuditEvent struct {
 	ID        int64
 	At        time.Time
@@ -54,9 +55,16 @@ type pgAuditor struct{ pool *pgxpool.Pool }
 // NewPostgresAuditor returns an Auditor on the auth_events table.
 func NewPostgresAuditor(pool *pgxpool.Pool) Auditor { return &pgAuditor{pool: pool} }
 
+// sqlInsertEvent fills a missing user id from the event's session (revoked
+// sessions included), so that an event about a session always belongs to
+// its user: a refresh_reuse replayed after the session was already revoked,
+// a refresh refused because its session ended. COALESCE evaluates the
+// subquery only when $3 is empty, and it is a primary-key read.
 const sqlInsertEvent = `
 INSERT INTO auth_events (at, type, user_id, session_id, ip, user_agent, detail)
-VALUES ($1, $2, nullif($3, '')::uuid, nullif($4, ''), $5, $6, $7)`
+VALUES ($1, $2,
+        coalesce(nullif($3, '')::uuid, (SELECT s.user_id FROM sessions s WHERE s.id = nullif($4, ''))),
+        nullif($4, ''), $5, $6, $7)`
 
 func (a *pgAuditor) Record(ctx context.Context, e AuditEvent) error {
 	detail := e.Detail

@@ -42,7 +42,17 @@ func truncate(s string, n int) string {
 // limitIP spends one login/signup attempt of the client's IP budget and
 // answers 429 when it is spent. It reports whether the request may go on.
 func (s *Server) limitIP(w http.ResponseWriter, r *http.Request) bool {
-	wait, err := s.limits.allow(r.Context(), ipKey(s.ips.of(r)), s.cfg.LoginsPerIP, minute)
+	return s.spendIP(w, r, ipKey(s.ips.of(r)))
+}
+
+// limitRefreshIP is limitIP for /auth/refresh: a budget of the same size
+// in a bucket of its own.
+func (s *Server) limitRefreshIP(w http.ResponseWriter, r *http.Request) bool {
+	return s.spendIP(w, r, "refresh:"+ipKey(s.ips.of(r)))
+}
+
+func (s *Server) spendIP(w http.ResponseWriter, r *http.Request, key string) bool {
+	wait, err := s.limits.allow(r.Context(), key, s.cfg.LoginsPerIP, minute)
 	if err == nil && wait > 0 {
 		s.metrics.rateLimited.WithLabelValues("ip").Inc()
 		s.writeRateLimited(w, r, wait)
@@ -255,42 +265,62 @@ type refreshRequest struct {
 
 // handleRefresh serves POST /auth/refresh: rotate the refresh token and
 // mint an access token. A reuse revokes the whole device session
-// (SECURITY.md 27).
+// (SECURITY.md 27). Attempts spend a per-IP budget of their own (the
+// login budget's size, a separate bucket so refreshes and logins do not
+// starve each other): every failure is an audit row, and a flood of
+// garbage tokens must not become a flood of Postgres writes.
 func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.limitRefreshIP(w, r) {
+		return
+	}
 	ctx := r.Context()
 	o := s.originOf(r)
+	failed := func(reason, sid string) {
+		s.metrics.logins.WithLabelValues("refresh", "failure").Inc()
+		// No user id for an unknown token; for a known session the
+		// auditor records its user (audit.go).
+		s.audit(ctx, AuditEvent{Type: EventLoginFailed, SessionID: sid, IP: o.ip, UserAgent: o.ua,
+			Detail: map[string]any{"method": "refresh", "result": "failure", "reason": reason}})
+		s.writeError(w, r, errInvalidToken)
+	}
 	sid, next, err := s.refresher.Rotate(ctx, req.RefreshToken)
 	if errors.Is(err, ErrRefreshReuse) {
 		// Theft or a replay: end the device session (its sockets close),
-		// then record the reuse against its user.
+		// then record the reuse against its user. A session already
+		// revoked (a second replay, or one after a logout) is not
+		// revoked again, but the reuse is still recorded with its user.
 		s.metrics.logins.WithLabelValues("refresh", "failure").Inc()
 		ev := AuditEvent{Type: EventRefreshReuse, SessionID: sid, IP: o.ip, UserAgent: o.ua,
 			Detail: map[string]any{"method": "refresh", "result": "failure"}}
-		if sess, rerr := s.revokeSession(ctx, sid, sessions.ReasonRefreshReuse, "", o); rerr == nil {
+		sess, rerr := s.revokeSession(ctx, sid, sessions.ReasonRefreshReuse, "", o)
+		switch {
+		case rerr == nil:
 			ev.UserID = sess.UserID
-		} else if !errors.Is(rerr, sessions.ErrNotFound) {
+		case errors.Is(rerr, sessions.ErrNotFound):
+			ev.Detail["already_revoked"] = true
+		default:
 			s.log.Error("auth: refresh reuse: revoking the device session failed", "session_id", sid, "err", rerr)
 		}
 		s.audit(ctx, ev)
 		s.writeError(w, r, errInvalidToken)
 		return
 	}
+	if errors.Is(err, ErrRefreshInvalid) {
+		failed("invalid_token", "")
+		return
+	}
 	if err != nil {
-		if errors.Is(err, ErrRefreshInvalid) {
-			s.metrics.logins.WithLabelValues("refresh", "failure").Inc()
-		}
 		s.writeError(w, r, err)
 		return
 	}
 	sess, err := s.store.Lookup(ctx, sid)
 	if errors.Is(err, sessions.ErrNotFound) || (err == nil && sess.Kind != sessions.KindRefresh) {
-		s.metrics.logins.WithLabelValues("refresh", "failure").Inc()
-		s.writeError(w, r, errInvalidToken)
+		failed("session_ended", sid)
 		return
 	}
 	if err != nil {

@@ -90,6 +90,9 @@ func TestReportRoutesCountRealTraffic(t *testing.T) {
 	// rt1 is two generations old: reuse, the device session is revoked.
 	r = b.do(t, "POST", "/auth/refresh", map[string]any{"refresh_token": rt1})
 	require.Equal(t, http.StatusUnauthorized, r.status, "%s", r.body)
+	// An unknown token: a refresh failure written as login_failed.
+	r = b.do(t, "POST", "/auth/refresh", map[string]any{"refresh_token": newRefreshToken().String()})
+	require.Equal(t, http.StatusUnauthorized, r.status, "%s", r.body)
 	r = alice.do(t, "POST", "/auth/logout", nil)
 	require.Equal(t, http.StatusNoContent, r.status, "%s", r.body)
 	_, err := b.srv.CreateServiceSession(ctx, admin.email, "bff", []string{"admin"})
@@ -117,7 +120,7 @@ func TestReportRoutesCountRealTraffic(t *testing.T) {
 		{"password", "success"}: 2, // admin's login, alice's mobile login
 		{"password", "failure"}: 1,
 		{"refresh", "success"}:  2,
-		{"refresh", "failure"}:  1,
+		{"refresh", "failure"}:  2, // the reuse, the unknown token
 	}, logins)
 
 	created := sum("/admin/reports/sessions", func(m map[string]any) key { return key{m["kind"].(string), ""} }, "created")

@@ -152,12 +152,14 @@ type RevocationRow struct {
 // contract (audit.go and its callers):
 //
 //   - login_succeeded / login_failed carry detail.method (password, google,
-//     service) and detail.result (success, failure, throttled); a login
-//     refused by a rate limit or backoff is login_failed with result (or,
-//     equivalently, reason) 'throttled';
+//     service, refresh) and detail.result (success, failure, throttled); a
+//     login refused by a rate limit or backoff is login_failed with result
+//     (or, equivalently, reason) 'throttled';
 //   - a mobile refresh is the refresh method's login: refresh_rotated is a
 //     success and refresh_reuse a failure (no separate login_* event is
-//     written for them, so nothing is counted twice);
+//     written for them, so nothing is counted twice); a refresh refused
+//     for any other reason (unknown token, ended session) is login_failed
+//     with method 'refresh';
 //   - a Google callback that links an identity to a logged-in user
 //     (detail.mode = 'link') is not a login and is not counted;
 //   - an event without a method (none is written so) counts as 'password',
