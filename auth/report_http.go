@@ -87,7 +87,7 @@ func parseEventFilter(r *http.Request) (EventFilter, error) {
 	q := r.URL.Query()
 	var f EventFilter
 	if v := q.Get("user_id"); v != "" {
-		if !validUUID(v) {
+		if !uuidShape(v) {
 			return f, errReportParamf("user_id must be a user id (a UUID)")
 		}
 		f.UserID = strings.ToLower(v)
@@ -121,28 +121,6 @@ func parseEventFilter(r *http.Request) (EventFilter, error) {
 }
 
 func errReportParamf(msg string) error { return fmt.Errorf("%w: %s", ErrReportParam, msg) }
-
-// validUUID reports whether s is a canonical 8-4-4-4-12 hex UUID, so a bad
-// user_id is a 400 rather than a Postgres cast error.
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // reportResponse is the JSON body of every report: API.md's rows plus the
 // range actually covered, so a chart can lay out its axis.

@@ -135,6 +135,18 @@ func adminCmd(ctx context.Context, cmd string, args []string, getenv func(string
 // openAuth builds an auth.Server on the shared stores for a command-line
 // tool, from the same environment as serve.
 func openAuth(ctx context.Context, getenv func(string) string, stderr io.Writer) (*auth.Server, func(), error) {
+	a, b, err := openToolBackends(ctx, getenv, stderr, slog.LevelWarn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, b.close, nil
+}
+
+// openToolBackends is openAuth that also hands back the backends, for tools
+// (bench) that create sessions directly in the store. It refuses memory
+// mode: an in-memory server shares nothing with this process, so users made
+// here would not exist there.
+func openToolBackends(ctx context.Context, getenv func(string) string, stderr io.Writer, level slog.Level) (*auth.Server, *backends, error) {
 	cfg, err := parseServeConfig(nil, getenv, stderr)
 	if err != nil {
 		return nil, nil, err
@@ -142,7 +154,7 @@ func openAuth(ctx context.Context, getenv func(string) string, stderr io.Writer)
 	if cfg.Memory() {
 		return nil, nil, &ConfigError{Name: "DATABASE_URL", Err: errNoDatabase}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Migrate = false
 	b, err := openBackends(ctx, cfg, log)
 	if err != nil {
@@ -158,7 +170,7 @@ func openAuth(ctx context.Context, getenv func(string) string, stderr io.Writer)
 		b.close()
 		return nil, nil, err
 	}
-	return a, b.close, nil
+	return a, b, nil
 }
 
 // readPassword reads the first line of stdin, so that a password never

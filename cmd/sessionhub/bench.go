@@ -67,29 +67,8 @@ func (p *benchProvisioner) open(ctx context.Context) (*auth.Server, *sessions.St
 	if p.auth != nil {
 		return p.auth, p.store, nil
 	}
-	cfg, err := parseServeConfig(nil, p.getenv, p.stderr)
+	a, b, err := openToolBackends(ctx, p.getenv, p.stderr, slog.LevelError)
 	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.Memory() {
-		// An in-memory server shares nothing with this process: users made
-		// here would not exist there.
-		return nil, nil, &ConfigError{Name: "DATABASE_URL", Err: errNoDatabase}
-	}
-	log := slog.New(slog.NewTextHandler(p.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	cfg.Migrate = false
-	b, err := openBackends(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	tokens, err := newTokens(cfg, log)
-	if err != nil {
-		b.close()
-		return nil, nil, err
-	}
-	a, err := newAuth(cfg, b, tokens, log, nil, nil)
-	if err != nil {
-		b.close()
 		return nil, nil, err
 	}
 	p.auth, p.store, p.shut = a, b.store, b.close
