@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,6 +50,9 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
+	// The hub needs auth's cookie check and auth needs the hub (its
+	// Cluster): hs gets auth's check once auth exists, before any request.
+	hs := &hubSessions{store: b.store}
 	h, err := hub.New(hub.Config{
 		Prefix:            cfg.RedisPrefix,
 		AllowedOrigins:    cfg.AllowedOrigins,
@@ -63,7 +65,7 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 		Registerer:        reg,
 	}, hub.Deps{
 		Verifier: hubVerifier{tokens},
-		Sessions: hubSessions{b.store},
+		Sessions: hs,
 		Redis:    b.rdb, // nil in memory mode: the hub's in-memory broker
 	})
 	if err != nil {
@@ -85,6 +87,7 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 	if err != nil {
 		return nil, err
 	}
+	hs.auth = authSrv
 
 	hm, err := newHTTPMetrics(reg)
 	if err != nil {
@@ -192,10 +195,14 @@ func (v hubVerifier) Verify(token string) (hub.Identity, error) {
 	return hub.Identity{UserID: c.UserID, SessionID: c.SessionID, Scopes: c.Scopes, Service: c.Service}, nil
 }
 
-// hubSessions adapts sessions.Store to hub.Sessions.
-type hubSessions struct{ store *sessions.Store }
+// hubSessions adapts sessions.Store to hub.Sessions, and auth's cookie
+// check to its FromCookie.
+type hubSessions struct {
+	store *sessions.Store
+	auth  *auth.Server
+}
 
-func (s hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionState, error) {
+func (s *hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionState, error) {
 	st, err := s.store.Status(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -214,23 +221,13 @@ func (s hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionSta
 	return out, nil
 }
 
-// errNotBrowser refuses a cookie carrying a non-browser session: only
-// browser sessions are ever set as cookies.
-var errNotBrowser = errors.New("session cookie does not hold a browser session")
-
-// FromCookie authenticates a cookie-only socket handshake (and slides the
-// session, like any cookie-authenticated request).
-func (s hubSessions) FromCookie(r *http.Request) (hub.Identity, error) {
-	c, err := r.Cookie(auth.CookieName)
+// FromCookie authenticates a cookie-only socket handshake through auth
+// (browser sessions only, sliding the session and counting a refused
+// token like any cookie-authenticated request).
+func (s *hubSessions) FromCookie(r *http.Request) (hub.Identity, error) {
+	sess, err := s.auth.CookieSession(r)
 	if err != nil {
 		return hub.Identity{}, err
-	}
-	sess, err := s.store.Authenticate(r.Context(), c.Value)
-	if err != nil {
-		return hub.Identity{}, err
-	}
-	if sess.Kind != sessions.KindBrowser {
-		return hub.Identity{}, errNotBrowser
 	}
 	return hub.Identity{UserID: sess.UserID, SessionID: sess.ID, Scopes: sess.Scopes}, nil
 }
