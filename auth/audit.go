@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -67,13 +68,9 @@ VALUES ($1, $2,
         nullif($4, ''), $5, $6, $7)`
 
 func (a *pgAuditor) Record(ctx context.Context, e AuditEvent) error {
-	detail := e.Detail
-	if detail == nil {
-		detail = map[string]any{}
-	}
-	b, err := json.Marshal(detail)
+	b, err := marshalDetail(e.Detail)
 	if err != nil {
-		return fmt.Errorf("auth: audit detail: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
@@ -81,6 +78,43 @@ func (a *pgAuditor) Record(ctx context.Context, e AuditEvent) error {
 		return pgWrap("audit", err)
 	}
 	return nil
+}
+
+// RecordAll appends events in one round trip (one pgx batch), so that a
+// global logout of N sessions does not cost N sequential INSERTs.
+func (a *pgAuditor) RecordAll(ctx context.Context, events []AuditEvent) error {
+	var batch pgx.Batch
+	for _, e := range events {
+		b, err := marshalDetail(e.Detail)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlInsertEvent, e.At, string(e.Type), e.UserID, e.SessionID, e.IP, e.UserAgent, b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
+	if err := a.pool.SendBatch(ctx, &batch).Close(); err != nil {
+		return pgWrap("audit", err)
+	}
+	return nil
+}
+
+// marshalDetail encodes an event's detail; nil is {}.
+func marshalDetail(detail map[string]any) ([]byte, error) {
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return nil, fmt.Errorf("auth: audit detail: %w", err)
+	}
+	return b, nil
+}
+
+// batchAuditor is an Auditor that can append several events in one round
+// trip (the Postgres one); Server.auditAll uses it when it is there.
+type batchAuditor interface {
+	RecordAll(ctx context.Context, events []AuditEvent) error
 }
 
 // MemoryAuditor keeps events in memory (embedded mode and tests).
@@ -127,5 +161,27 @@ func (s *Server) audit(ctx context.Context, e AuditEvent) {
 	if err := s.auditor.Record(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("audit event lost", slog.String("type", string(e.Type)),
 			slog.String("session_id", e.SessionID), slog.Any("err", err))
+	}
+}
+
+// auditAll records events like audit, in one round trip when the auditor
+// can batch.
+func (s *Server) auditAll(ctx context.Context, events []AuditEvent) {
+	b, ok := s.auditor.(batchAuditor)
+	if !ok || len(events) < 2 {
+		for _, e := range events {
+			s.audit(ctx, e)
+		}
+		return
+	}
+	at := s.now().UTC()
+	for i := range events {
+		if events[i].At.IsZero() {
+			events[i].At = at
+		}
+	}
+	if err := b.RecordAll(context.WithoutCancel(ctx), events); err != nil {
+		s.log.Error("audit events lost", slog.String("type", string(events[0].Type)),
+			slog.Int("count", len(events)), slog.Any("err", err))
 	}
 }

@@ -473,3 +473,34 @@ func BenchmarkReports(b *testing.B) {
 		})
 	}
 }
+
+// TestPostgresAuditorRecordAll checks the batched writer stores each event
+// as Record would, in order, with the same user fill from the session.
+func TestPostgresAuditorRecordAll(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	a := NewPostgresAuditor(pool).(*pgAuditor)
+	uid := newTestUUID()
+	at := ts(t, "2026-03-01T10:00:00Z")
+	evs := []AuditEvent{
+		{At: at, Type: EventSessionRevoked, UserID: uid, SessionID: "s1", IP: "192.0.2.1", UserAgent: "ua",
+			Detail: map[string]any{"reason": "logout_all"}},
+		{At: at, Type: EventSessionRevoked, UserID: uid, SessionID: "s2", IP: "192.0.2.1", UserAgent: "ua"},
+	}
+	require.NoError(t, a.RecordAll(context.Background(), evs))
+	rows, err := pool.Query(context.Background(),
+		`SELECT type, user_id::text, session_id, ip, user_agent, detail::text FROM auth_events ORDER BY id`)
+	require.NoError(t, err)
+	type row struct{ typ, user, sess, ip, ua, detail string }
+	var got []row
+	for rows.Next() {
+		var r row
+		require.NoError(t, rows.Scan(&r.typ, &r.user, &r.sess, &r.ip, &r.ua, &r.detail))
+		got = append(got, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []row{
+		{"session_revoked", uid, "s1", "192.0.2.1", "ua", `{"reason": "logout_all"}`},
+		{"session_revoked", uid, "s2", "192.0.2.1", "ua", `{}`},
+	}, got)
+}

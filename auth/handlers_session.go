@@ -184,9 +184,11 @@ func (s *Server) revokeUser(ctx context.Context, userID string, reason sessions.
 		return nil, err
 	}
 	s.metrics.sessionsRevoked.WithLabelValues(string(reason)).Add(float64(len(ids)))
-	for _, id := range ids {
-		s.audit(ctx, AuditEvent{Type: EventSessionRevoked, UserID: userID, SessionID: id, IP: o.ip, UserAgent: o.ua,
-			Detail: map[string]any{"reason": string(reason)}})
+	events := make([]AuditEvent, len(ids))
+	for i, id := range ids {
+		events[i] = AuditEvent{Type: EventSessionRevoked, UserID: userID, SessionID: id, IP: o.ip, UserAgent: o.ua,
+			Detail: map[string]any{"reason": string(reason)}}
 	}
+	s.auditAll(ctx, events)
 	return ids, nil
 }
