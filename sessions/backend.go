@@ -52,6 +52,13 @@ type Durable interface {
 	// RevokeUser marks every unrevoked session of userID (but except, when
 	// not empty) revoked and returns their ids.
 	RevokeUser(ctx context.Context, userID string, reason Reason, at time.Time, except string) ([]string, error)
+	// DueForExpiry returns up to limit unrevoked sessions whose expiry
+	// (ExpiresAt, which never exceeds AbsoluteExpiresAt) is before before,
+	// earliest first.
+	DueForExpiry(ctx context.Context, before time.Time, limit int) ([]*Session, error)
+	// MarkExpired marks those of ids still unrevoked as revoked with
+	// ReasonExpired at the moment they expired, and returns them.
+	MarkExpired(ctx context.Context, ids []string) ([]*Session, error)
 	// ListLive returns userID's unrevoked, unexpired sessions.
 	ListLive(ctx context.Context, userID string, now time.Time) ([]*Session, error)
 	// Ping reports whether the backend is reachable.

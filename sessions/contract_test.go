@@ -136,6 +136,42 @@ func runContract(t *testing.T, setup setupFunc) {
 		require.Equal(t, []sessions.Status{sessions.StatusExpired}, st)
 	})
 
+	// An expired session is recorded as revoked with reason "expired" at
+	// the moment it expired (so reports count it), announced to the hubs
+	// (4003), and a session alive in the hot backend is never expired
+	// because its durable copy lags behind.
+	t.Run("ExpireDue", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, day)
+		events := b.events(t)
+		user := b.newUser(t)
+		idle, _ := create(t, b, user)
+		busy, busyTok := create(t, b, user)
+		b.clock.Advance(11 * time.Hour)
+		_, err := b.store.Authenticate(ctx, busyTok.String())
+		require.NoError(t, err)
+		b.clock.Advance(2 * time.Hour) // idle expired an hour ago, busy lives 10 h more
+
+		n, err := b.store.ExpireDue(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		row := b.durableRow(t, idle.ID)
+		require.Equal(t, sessions.ReasonExpired, row.RevokeReason)
+		require.True(t, idle.ExpiresAt.Equal(row.RevokedAt), "revoked at its expiry, got %v", row.RevokedAt)
+		require.True(t, b.durableRow(t, busy.ID).RevokedAt.IsZero(), "a session alive in the hot backend is not expired")
+		require.False(t, b.hotHas(t, idle.ID))
+		ev := nextEvent(t, events)
+		require.Equal(t, "expired", ev["reason"])
+		require.Equal(t, idle.ID, ev["session_id"])
+		require.Equal(t, "session", ev["kind"])
+
+		n, err = b.store.ExpireDue(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "each expiry is recorded once")
+		_, err = b.store.Authenticate(ctx, busyTok.String())
+		require.NoError(t, err)
+	})
+
 	// SECURITY.md item 10: the absolute lifetime is never extended, and
 	// MaxAge (the cookie's Max-Age and the hot TTL) never exceeds it.
 	t.Run("AbsoluteLifetime_SEC10", func(t *testing.T) {

@@ -302,6 +302,36 @@ func (m *Memory) RevokeUser(_ context.Context, userID string, reason Reason, at 
 	return ids, nil
 }
 
+// DueForExpiry returns unrevoked records whose expiry is before before.
+func (m *Memory) DueForExpiry(_ context.Context, before time.Time, limit int) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []*Session{}
+	for _, r := range m.recs {
+		if r.s.RevokedAt.IsZero() && r.s.ExpiresAt.Before(before) {
+			out = append(out, cloneSession(&r.s))
+		}
+	}
+	slices.SortFunc(out, func(a, b *Session) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	return out[:min(len(out), limit)], nil
+}
+
+// MarkExpired revokes those of ids still unrevoked at their expiry.
+func (m *Memory) MarkExpired(_ context.Context, ids []string) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []*Session{}
+	for _, id := range ids {
+		r := m.recs[id]
+		if r == nil || !r.s.RevokedAt.IsZero() {
+			continue
+		}
+		r.s.RevokedAt, r.s.RevokeReason = minTime(r.s.ExpiresAt, r.s.AbsoluteExpiresAt), ReasonExpired
+		out = append(out, cloneSession(&r.s))
+	}
+	return out, nil
+}
+
 // ListLive returns userID's unrevoked, unexpired sessions, oldest first.
 func (m *Memory) ListLive(_ context.Context, userID string, now time.Time) ([]*Session, error) {
 	m.mu.Lock()

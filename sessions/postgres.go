@@ -146,6 +146,25 @@ func (p *Postgres) RevokeUser(ctx context.Context, userID string, reason Reason,
 	return ids, nil
 }
 
+// sqlDueForExpiry walks the partial index sessions_live_expires.
+const sqlDueForExpiry = `SELECT ` + sessionCols + ` FROM sessions
+WHERE revoked_at IS NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2`
+
+// DueForExpiry returns unrevoked sessions whose expiry is before before.
+func (p *Postgres) DueForExpiry(ctx context.Context, before time.Time, limit int) ([]*Session, error) {
+	return p.collect(ctx, "due for expiry", sqlDueForExpiry, before, limit)
+}
+
+const sqlMarkExpired = `
+UPDATE sessions SET revoked_at = LEAST(expires_at, absolute_expires_at), revoke_reason = 'expired'
+WHERE id = ANY($1::text[]) AND revoked_at IS NULL
+RETURNING ` + sessionCols
+
+// MarkExpired records the expiry of those of ids still unrevoked.
+func (p *Postgres) MarkExpired(ctx context.Context, ids []string) ([]*Session, error) {
+	return p.collect(ctx, "mark expired", sqlMarkExpired, ids)
+}
+
 const sqlListLive = `SELECT ` + sessionCols + ` FROM sessions
 WHERE user_id = $1::uuid AND revoked_at IS NULL AND expires_at > $2 AND absolute_expires_at > $2
 ORDER BY created_at, id`

@@ -498,8 +498,13 @@ func (s *Store) Run(ctx context.Context) error {
 	// flushEvery bounds how stale Postgres's last_seen_at may be beyond the
 	// SyncInterval throttle, and how soon a queued revocation is retried.
 	const flushEvery = time.Second
+	// expireEvery spaces the expiry passes: expired sessions stop
+	// validating at once anyway; this only records them and closes their
+	// sockets before the hubs' own sweep would.
+	const expireEvery = time.Minute
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	lastExpire := time.Now()
 	var batch []Touch
 	flush := func(ctx context.Context) {
 		if len(batch) == 0 {
@@ -534,6 +539,12 @@ func (s *Store) Run(ctx context.Context) error {
 			flush(ctx)
 			s.retryPending(ctx)
 			s.neg.sweep(s.cfg.Now())
+			if time.Since(lastExpire) >= expireEvery {
+				lastExpire = time.Now()
+				if _, err := s.ExpireDue(ctx); err != nil {
+					s.log.Warn("expiry pass failed", "err", err)
+				}
+			}
 		}
 	}
 }
