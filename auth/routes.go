@@ -34,9 +34,9 @@ func (s *Server) Routes(r chi.Router) {
 	s.AdminGET(r, "/admin/users", s.handleAdminUsers)
 	s.AdminGET(r, "/admin/users/{id}/sessions", s.handleAdminUserSessions)
 	s.AdminGET(r, "/admin/stats", s.handleAdminStats)
-	r.With(s.withMutation, s.withAdmin).Post("/admin/users", s.handleAdminCreateUser)
-	r.With(s.withMutation, s.withAdmin).Post("/admin/users/{id}/logout-all", s.handleAdminLogoutAll)
-	r.With(s.withMutation, s.withAdmin).Delete("/admin/sessions/{id}", s.handleAdminDeleteSession)
+	s.AdminMutation(r, http.MethodPost, "/admin/users", s.handleAdminCreateUser)
+	s.AdminMutation(r, http.MethodPost, "/admin/users/{id}/logout-all", s.handleAdminLogoutAll)
+	s.AdminMutation(r, http.MethodDelete, "/admin/sessions/{id}", s.handleAdminDeleteSession)
 	// Audit log and reports: /admin/events, /admin/reports/* (report_http.go).
 	s.adminReportRoutes(r)
 }

@@ -242,7 +242,3 @@ func (s *Server) now() time.Time { return s.cfg.Now() }
 
 // Users returns the user store (for cmd and the admin reports).
 func (s *Server) Users() UserStore { return s.users }
-
-// Auditor returns the audit writer, so other admin handlers append to the
-// same log.
-func (s *Server) Auditor() Auditor { return s.auditor }
