@@ -37,8 +37,6 @@ const oidcRediscoverAfter = 5 * time.Second
 // Errors of the provider side of the flow; each is a 400 at the callback
 // except ErrOIDCUnavailable (503).
 var (
-	// ErrOIDCProvider means the provider redirected back with error=….
-	ErrOIDCProvider = errors.New("auth: oidc provider returned an error")
 	// ErrOIDCExchange means the code was refused (bad, expired, replayed,
 	// or the PKCE verifier did not match).
 	ErrOIDCExchange = errors.New("auth: oidc code exchange refused")
