@@ -577,8 +577,9 @@ func minTime(a, b time.Time) time.Time {
 
 // negativeCache remembers ids that no backend knows, so a flood of random
 // tokens costs one durable read per id per NegativeTTL.
+// Every Authenticate reads it, so reads share the lock.
 type negativeCache struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]time.Time
 }
 
@@ -587,8 +588,8 @@ type negativeCache struct {
 const maxNegative = 100_000
 
 func (c *negativeCache) has(id string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	until, ok := c.m[id]
 	return ok && now.Before(until)
 }
