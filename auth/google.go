@@ -278,6 +278,14 @@ func (s *Server) googleFirstLogin(ctx context.Context, r *http.Request, cl *goog
 		return nil, false, err
 	}
 	u, err = s.googleCreateUser(ctx, r, cl)
+	if errors.Is(err, ErrEmailTaken) || errors.Is(err, ErrIdentityTaken) {
+		// A concurrent first login of the same Google account won the
+		// race: this is now a returning user.
+		if id, ierr := s.users.IdentityBySubject(ctx, googleProvider, cl.Subject); ierr == nil {
+			u, uerr := s.users.UserByID(ctx, id.UserID)
+			return u, false, uerr
+		}
+	}
 	if errors.Is(err, ErrEmailTaken) {
 		// Someone signed up with this email a moment ago: the same rule
 		// as if they had been first.
@@ -302,8 +310,8 @@ func googleMayLinkByEmail(cl *googleClaims, u *User) bool {
 }
 
 // googleCreateUser stores a new account for a first-time Google user,
-// without a password, its email verified if Google says so, and then its
-// identity.
+// without a password, its email verified if Google says so, together with
+// its identity (one transaction).
 func (s *Server) googleCreateUser(ctx context.Context, r *http.Request, cl *googleClaims) (*User, error) {
 	email, err := normalizeEmail(cl.Email)
 	if err != nil {
@@ -323,15 +331,12 @@ func (s *Server) googleCreateUser(ctx context.Context, r *http.Request, cl *goog
 	now := s.now().UTC().Truncate(time.Microsecond)
 	u := &User{ID: newUserID(), Email: email, EmailVerified: bool(cl.EmailVerified), Name: name,
 		Scopes: scopes, CreatedAt: now, UpdatedAt: now}
-	if err := s.users.CreateUser(ctx, u); err != nil {
+	if err := s.users.CreateUserWithIdentity(ctx, u, s.googleIdentity(cl, u.ID)); err != nil {
 		return nil, err
 	}
 	o := s.originOf(r)
 	s.audit(ctx, AuditEvent{Type: EventSignup, UserID: u.ID, IP: o.ip, UserAgent: o.ua,
 		Detail: map[string]any{"method": googleProvider, "email_verified": u.EmailVerified}})
-	if err := s.users.LinkIdentity(ctx, s.googleIdentity(cl, u.ID)); err != nil {
-		return nil, err
-	}
 	return u, nil
 }
 

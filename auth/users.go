@@ -64,6 +64,10 @@ type UserStore interface {
 	// LinkIdentity records id, or returns ErrIdentityTaken when (provider,
 	// subject) already belongs to another user.
 	LinkIdentity(ctx context.Context, id *Identity) error
+	// CreateUserWithIdentity inserts u and its first identity together, so
+	// that a failure never leaves an account without the identity it was
+	// made for: ErrEmailTaken or ErrIdentityTaken, and nothing written.
+	CreateUserWithIdentity(ctx context.Context, u *User, id *Identity) error
 }
 
 // maxEmailBytes is RFC 5321's path limit; maxNameChars keeps display names

@@ -137,3 +137,23 @@ func (m *memUsers) LinkIdentity(_ context.Context, id *Identity) error {
 	m.ids[k] = &c
 	return nil
 }
+
+func (m *memUsers) CreateUserWithIdentity(_ context.Context, u *User, id *Identity) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := strings.ToLower(u.Email)
+	if _, ok := m.byEmail[k]; ok {
+		return ErrEmailTaken
+	}
+	ik := [2]string{id.Provider, id.Subject}
+	if _, ok := m.ids[ik]; ok {
+		return ErrIdentityTaken
+	}
+	c := cloneUser(u)
+	c.UpdatedAt = c.CreatedAt
+	m.byID[u.ID] = c
+	m.byEmail[k] = u.ID
+	ci := *id
+	m.ids[ik] = &ci
+	return nil
+}

@@ -199,3 +199,35 @@ func (p *pgUsers) LinkIdentity(ctx context.Context, id *Identity) error {
 	}
 	return nil
 }
+
+// sqlInsertIdentity inserts a brand-new identity; a taken (provider,
+// subject) inserts nothing and returns no row.
+const sqlInsertIdentity = `
+INSERT INTO user_identities (provider, subject, user_id, email, email_verified, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (provider, subject) DO NOTHING
+RETURNING user_id::text`
+
+func (p *pgUsers) CreateUserWithIdentity(ctx context.Context, u *User, id *Identity) error {
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sqlInsertUser, u.ID, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Scopes, u.CreatedAt)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+			return ErrEmailTaken
+		}
+		if err != nil {
+			return pgWrap("create user", err)
+		}
+		var owner string
+		err = tx.QueryRow(ctx, sqlInsertIdentity, id.Provider, id.Subject, id.UserID, id.Email, id.EmailVerified, id.CreatedAt).Scan(&owner)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrIdentityTaken
+		}
+		if err != nil {
+			return pgWrap("create identity", err)
+		}
+		return nil
+	})
+}
