@@ -224,11 +224,14 @@ func TestSweepClosesDeadSessions(t *testing.T) {
 	n := startNode(t, auth, rdb, prefix, func(c *Config) { c.SweepInterval = 50 * time.Millisecond })
 	rev := dial(t, n, auth.token("u1", "S1"))
 	exp := dial(t, n, auth.token("u2", "S2"))
+	out := dial(t, n, auth.token("u4", "S4"))
 	live := dial(t, n, auth.token("u3", "S3", "sub:room:*"))
 	auth.set("S1", SessionRevoked)
 	auth.set("S2", SessionExpired)
+	auth.set("S4", SessionLoggedOut)
 	require.Equal(t, StatusSessionRevoked, rev.closeCode())
 	require.Equal(t, StatusSessionExpired, exp.closeCode())
+	require.Equal(t, StatusLoggedOut, out.closeCode())
 	require.Equal(t, "ack", live.request(map[string]any{"type": "subscribe", "channel": "room:1", "id": 1})["type"])
 	_ = websocket.StatusGoingAway
 }

@@ -39,6 +39,7 @@ const (
 	SessionAlive SessionState = iota
 	SessionRevoked
 	SessionExpired
+	SessionLoggedOut // ended by the user's global logout: 4002
 )
 
 // Sessions is the hub's view of the session store. cmd adapts

@@ -183,7 +183,7 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 }
 
 // reconcile closes the sockets of every session that is no longer alive:
-// 4001 when revoked, 4003 when expired.
+// 4001 when revoked, 4002 after a global logout, 4003 when expired.
 func (h *Hub) reconcile(ctx context.Context) error {
 	ids := h.reg.sessionIDs()
 	for len(ids) > 0 {
@@ -203,6 +203,8 @@ func (h *Hub) reconcile(ctx context.Context) error {
 				continue
 			case SessionExpired:
 				d = DisconnectExpired
+			case SessionLoggedOut:
+				d = DisconnectLoggedOut
 			default:
 				d = DisconnectRevoked
 			}

@@ -360,6 +360,21 @@ func runContract(t *testing.T, setup setupFunc) {
 		st, err = b.store.Status(ctx, nil)
 		require.NoError(t, err)
 		require.Empty(t, st)
+
+		// A sweep that finds a globally logged-out or a recorded-expired
+		// session before (or without) the event still gives the hub the
+		// right close code.
+		other := b.newUser(t)
+		gone, _ := create(t, b, other)
+		_, err = b.store.RevokeUser(ctx, other, sessions.Revocation{Reason: sessions.ReasonLogoutAll})
+		require.NoError(t, err)
+		n, err := b.store.ExpireDue(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "the expired session is recorded")
+		st, err = b.store.Status(ctx, []string{gone.ID, expired.ID})
+		require.NoError(t, err)
+		require.Equal(t, []sessions.Status{sessions.StatusLoggedOut, sessions.StatusExpired}, st)
+		require.Equal(t, "logged_out", st[0].String())
 	})
 
 	t.Run("CountActive", func(t *testing.T) {

@@ -195,6 +195,10 @@ const (
 	StatusAlive Status = iota
 	StatusRevoked
 	StatusExpired
+	// StatusLoggedOut is a session ended by its user's global logout, so a
+	// hub that learns of it from a sweep rather than the event still closes
+	// with 4002, not 4001.
+	StatusLoggedOut
 )
 
 func (s Status) String() string {
@@ -203,6 +207,8 @@ func (s Status) String() string {
 		return "alive"
 	case StatusRevoked:
 		return "revoked"
+	case StatusLoggedOut:
+		return "logged_out"
 	default:
 		return "expired"
 	}

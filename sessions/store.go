@@ -344,8 +344,10 @@ func (s *Store) Status(ctx context.Context, ids []string) ([]Status, error) {
 	for _, i := range missing {
 		r := byID[ids[i]]
 		switch {
-		case r == nil || !r.RevokedAt.IsZero():
+		case r == nil:
 			out[i] = StatusRevoked
+		case !r.RevokedAt.IsZero():
+			out[i] = revokedStatus(r.RevokeReason)
 		case r.Live(now):
 			out[i] = StatusAlive
 			if err == nil { // hot is up but lost it: put it back
@@ -610,5 +612,18 @@ func (c *negativeCache) sweep(now time.Time) {
 		if !now.Before(until) {
 			delete(c.m, id)
 		}
+	}
+}
+
+// revokedStatus tells a hub which close code a revoked session's sockets
+// get when a sweep, not the event, finds it: the reason is on the row.
+func revokedStatus(r Reason) Status {
+	switch r {
+	case ReasonExpired:
+		return StatusExpired
+	case ReasonLogoutAll:
+		return StatusLoggedOut
+	default:
+		return StatusRevoked
 	}
 }

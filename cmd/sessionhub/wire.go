@@ -214,6 +214,8 @@ func (s *hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionSt
 			out[i] = hub.SessionAlive
 		case sessions.StatusRevoked:
 			out[i] = hub.SessionRevoked
+		case sessions.StatusLoggedOut:
+			out[i] = hub.SessionLoggedOut
 		default:
 			out[i] = hub.SessionExpired
 		}
