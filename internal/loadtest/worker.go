@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,7 +58,8 @@ type event struct {
 const latencySample = 200_000
 
 type workerState struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // conns, lat, seen, keepOne, codes
+	outMu   sync.Mutex // out
 	out     *json.Encoder
 	conns   []*websocket.Conn
 	live    atomic.Int64
@@ -70,9 +72,11 @@ type workerState struct {
 	wg      sync.WaitGroup
 }
 
+// emit writes one event under its own lock, so a slow parent never holds
+// up the socket readers, which take mu to count deliveries.
 func (w *workerState) emit(e event) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.outMu.Lock()
+	defer w.outMu.Unlock()
 	_ = w.out.Encode(e)
 }
 
@@ -93,7 +97,7 @@ func RunWorker(ctx context.Context, r io.Reader, out io.Writer) error {
 			w.openAll(ctx, c)
 		case "stats":
 			w.mu.Lock()
-			e := event{Op: "stats", Open: int(w.live.Load()), Messages: w.msgs.Load(), Latency: w.lat, Codes: w.codes}
+			e := event{Op: "stats", Open: int(w.live.Load()), Messages: w.msgs.Load(), Latency: w.lat, Codes: maps.Clone(w.codes)}
 			w.lat = nil
 			w.mu.Unlock()
 			w.msgs.Store(0)
