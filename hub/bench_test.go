@@ -191,7 +191,7 @@ func BenchmarkFanOut(b *testing.B) {
 	payload := messagePayload("bench:room", []byte(`{"text":"hello, sessionhub","n":12345}`), "server")
 	idle := func() {
 		// Polled coarsely: the poll's own CPU is counted as the server's.
-		for n.h.writers.Load() > 0 || !n.h.flush.idle() {
+		for n.h.writers.Load() > 0 || !n.h.flush.idle() || !n.h.bcast.idle() {
 			time.Sleep(time.Millisecond)
 		}
 	}

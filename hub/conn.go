@@ -92,13 +92,36 @@ func (c *conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// offer is enqueue for a broadcast pass: a socket with nothing queued or
+// being written gets frame written at once, from the calling goroutine,
+// with one non-blocking write (writeInline); what the kernel does not take
+// goes to a writer goroutine. So a fan-out to idle sockets locks, writes
+// and settles each socket in one visit, with no hand-off to a flusher.
+// frame is shared and never modified.
+func (c *conn) offer(frame []byte) bool {
+	c.mu.Lock()
+	if c.writing || c.closing || c.dead || c.sc == nil {
+		c.mu.Unlock()
+		return c.enqueue(frame) // busy: behind what is queued (or refused)
+	}
+	if c.queued+len(frame) > c.h.cfg.SendQueueBytes {
+		c.mu.Unlock()
+		return c.enqueue(frame) // closes it as a slow consumer, as ever
+	}
+	c.writing = true // not writing means nothing is queued or owed
+	c.mu.Unlock()
+	c.writeInline(frame, false, 0)
+	return true
+}
+
 func (c *conn) startWriter() {
 	c.h.writers.Add(1)
 	go c.writeFn()
 }
 
-// writeInline writes a close frame from the calling goroutine, which holds the
-// writer's role (c.writing was set by it). What the kernel does not take
+// writeInline writes a frame (a close frame, or a broadcast's frame from
+// offer) from the calling goroutine, which holds the writer's role
+// (c.writing was set by it). What the kernel does not take
 // at once, and anything queued meanwhile, is left to a writer goroutine.
 // isClose says frame is the close frame, revokeAt its revocation time.
 func (c *conn) writeInline(frame []byte, isClose bool, revokeAt int64) {

@@ -32,6 +32,8 @@ type Hub struct {
 	sessions *liveness
 	// flush writes sockets with queued frames.
 	flush *flusher
+	// bcast runs channel broadcasts.
+	bcast *broadcaster
 
 	started  time.Time
 	draining atomic.Bool
@@ -78,6 +80,8 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	h.reg = newRegistry(h.br)
 	h.sessions = newLiveness(deps.Sessions.Status)
 	h.flush = newFlusher()
+	h.bcast = newBroadcaster(h.reg, m.msgOut)
+	h.reg.bcast = h.bcast
 	h.br.Subscribe(revocationChannel)
 	h.br.Subscribe(h.nodeChannel())
 	return h, nil
@@ -119,7 +123,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		func(ctx context.Context) { _ = h.br.Run(ctx, h) },
-		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop, h.flush.run,
+		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop, h.flush.run, h.bcast.run,
 	}
 	for _, f := range loops {
 		wg.Add(1)
@@ -205,7 +209,7 @@ func (h *Hub) heartbeatLoop(ctx context.Context) {
 				continue
 			}
 			c.pingedAt = now
-			c.enqueue(ping)
+			c.offer(ping)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package hub
 
 import (
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // numShards splits every index so that connects, closes and fan-outs on
@@ -15,6 +17,7 @@ const numShards = 64
 // happens under them, and a fan-out only queues frames.
 type registry struct {
 	br       broker
+	bcast    *broadcaster // nil: broadcasts run on the caller
 	seed     maphash.Seed
 	sessions [numShards]connIndex
 	users    [numShards]connIndex
@@ -28,7 +31,29 @@ type connIndex struct {
 
 type chanIndex struct {
 	mu sync.RWMutex
-	m  map[string]map[*conn]struct{}
+	m  map[string]*chanSet
+}
+
+// chanSet is one channel's local subscribers, with a snapshot list that a
+// broadcast walks (a slice, not a map iteration) and reuses until the set
+// changes: a steady fan-out allocates nothing per message.
+type chanSet struct {
+	members map[*conn]struct{}
+	list    atomic.Pointer[[]*conn] // nil after a change; rebuilt by the next broadcast
+}
+
+// snapshot returns the members as a slice. The shard lock is held (read
+// or write); join and leave, which hold it for writing, drop the list.
+func (s *chanSet) snapshot() []*conn {
+	if l := s.list.Load(); l != nil {
+		return *l
+	}
+	l := make([]*conn, 0, len(s.members))
+	for c := range s.members {
+		l = append(l, c)
+	}
+	s.list.Store(&l) // concurrent readers store equal lists
+	return l
 }
 
 func newRegistry(br broker) *registry {
@@ -36,7 +61,7 @@ func newRegistry(br broker) *registry {
 	for i := range numShards {
 		r.sessions[i].m = make(map[string][]*conn)
 		r.users[i].m = make(map[string][]*conn)
-		r.channels[i].m = make(map[string]map[*conn]struct{})
+		r.channels[i].m = make(map[string]*chanSet)
 	}
 	return r
 }
@@ -106,11 +131,12 @@ func (r *registry) join(c *conn, ch string) <-chan struct{} {
 	defer sh.mu.Unlock()
 	set := sh.m[ch]
 	if set == nil {
-		set = make(map[*conn]struct{})
+		set = &chanSet{members: make(map[*conn]struct{})}
 		sh.m[ch] = set
 	}
-	set[c] = struct{}{}
-	if len(set) == 1 {
+	set.members[c] = struct{}{}
+	set.list.Store(nil)
+	if len(set.members) == 1 {
 		return r.br.Subscribe("ch:" + ch)
 	}
 	// Someone else subscribed the node; ask the broker again, which only
@@ -129,8 +155,9 @@ func (r *registry) leave(c *conn, ch string) {
 	if set == nil {
 		return
 	}
-	delete(set, c)
-	if len(set) == 0 {
+	delete(set.members, c)
+	set.list.Store(nil)
+	if len(set.members) == 0 {
 		delete(sh.m, ch)
 		r.br.Unsubscribe("ch:" + ch)
 	}
@@ -152,28 +179,67 @@ func (r *registry) userConns(userID string) []*conn {
 	return slices.Clone(u.m[userID])
 }
 
-// toUser queues frame to every socket of userID and returns how many took it.
+// toUser sends frame to every socket of userID and returns how many took it.
 func (r *registry) toUser(userID string, frame []byte) int {
 	u := &r.users[r.shard(userID)]
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	n := 0
-	for _, c := range u.m[userID] {
-		if c.enqueue(frame) {
-			n++
-		}
-	}
-	return n
+	return offerAll(u.m[userID], frame)
 }
 
-// toChannel queues frame to every local subscriber of ch.
+// toChannel sends frame to every local subscriber of ch. When the
+// broadcaster runs, it takes the broadcast (and counts the deliveries in
+// the messages-out metric itself) and toChannel returns 0 at once.
 func (r *registry) toChannel(ch string, frame []byte) int {
+	if r.bcast != nil && r.bcast.send(ch, frame) {
+		return 0
+	}
+	return r.toChannelNow(ch, frame)
+}
+
+// toChannelNow is one broadcast pass over ch's local subscribers. The
+// shard's read lock is held until every subscriber has the frame written
+// or queued, so that nothing reaches a socket after its unsubscribe was
+// acknowledged.
+func (r *registry) toChannelNow(ch string, frame []byte) int {
 	sh := &r.channels[r.shard(ch)]
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
+	set := sh.m[ch]
+	if set == nil {
+		return 0
+	}
+	return offerAll(set.snapshot(), frame)
+}
+
+// passMin is the fewest sockets worth a goroutine of their own in a
+// broadcast pass: below it, one pass on the caller is cheaper.
+const passMin = 512
+
+// offerAll is one broadcast pass: each idle socket gets frame written at
+// once (see conn.offer), touching the socket once per delivery; a busy one
+// has it queued. With several CPUs the pass is split over that many
+// goroutines, as the flushers would; it returns when all are done.
+func offerAll(conns []*conn, frame []byte) int {
+	parts := min(runtime.GOMAXPROCS(0), len(conns)/passMin)
+	if parts <= 1 {
+		return offerPart(conns, frame)
+	}
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	per := (len(conns) + parts - 1) / parts
+	for i := per; i < len(conns); i += per {
+		wg.Go(func() { total.Add(int64(offerPart(conns[i:min(i+per, len(conns))], frame))) })
+	}
+	n := offerPart(conns[:per], frame)
+	wg.Wait()
+	return n + int(total.Load())
+}
+
+func offerPart(conns []*conn, frame []byte) int {
 	n := 0
-	for c := range sh.m[ch] {
-		if c.enqueue(frame) {
+	for _, c := range conns {
+		if c.offer(frame) {
 			n++
 		}
 	}

@@ -138,3 +138,22 @@ sessionhub_hub_revoke_close_seconds_bucket{le="+Inf"} 101
 	_, ok = HistQuantile(after.RevokeClose, after.RevokeClose, 0.5)
 	require.False(t, ok)
 }
+
+func TestDeliveryTime(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		t    int64
+		isOK bool
+	}{
+		{`{"type":"message","channel":"bench:fanout","data":{"t":1764088000123456789},"from":"service:x"}`, 1764088000123456789, true},
+		{`{"type":"message","channel":"c","data":{"x":1},"from":"u"}`, 0, true},
+		{`{"channel":"c","type":"message","data":{"t":42}}`, 42, true},
+		{`{"type":"message","channel":"c","data":{"t":12,"u":1},"from":"u"}`, 12, true},
+		{`{"type":"ack","id":"s0"}`, 0, false},
+		{`not json`, 0, false},
+	} {
+		got, ok := deliveryTime([]byte(c.msg))
+		require.Equal(t, c.isOK, ok, c.msg)
+		require.Equal(t, c.t, got, c.msg)
+	}
+}
