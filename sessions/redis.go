@@ -40,6 +40,8 @@ type Redis struct {
 	// lastTrim is the unix µs of the latest trim of the expiry set, so that
 	// trims run about once per trimEvery, not on every write.
 	lastTrim atomic.Int64
+	// batch group-commits Get and Touch, the request path (redisbatch.go).
+	batch *hotBatch
 }
 
 // trimEvery spaces out ZREMRANGEBYSCORE on the expiry set: its cost grows
@@ -54,7 +56,9 @@ var _ interface {
 // NewRedis returns the Redis backend; every key and the revocation channel
 // start with prefix.
 func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
-	return &Redis{rdb: rdb, prefix: prefix}
+	r := &Redis{rdb: rdb, prefix: prefix}
+	r.batch = newHotBatch(r)
+	return r
 }
 
 func (r *Redis) sessKey(id string) string     { return r.prefix + "sess:" + id }
@@ -204,20 +208,11 @@ func (r *Redis) maybeTrim(ctx context.Context, p redis.Pipeliner, now time.Time)
 	p.ZRemRangeByScore(ctx, r.expKey(), "-inf", "("+strconv.FormatInt(n, 10))
 }
 
-// Get reads one session with HGETALL.
+// Get reads one session with HGETALL, in the next group-committed round.
 func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
-	m, err := r.rdb.HGetAll(ctx, r.sessKey(id)).Result()
-	if err != nil {
-		return nil, r.wrap("get", err)
-	}
-	if len(m) == 0 {
-		return nil, ErrNotFound
-	}
-	s, err := decodeSession(id, m)
-	if err != nil {
-		return nil, r.wrap("get", err)
-	}
-	return s, nil
+	op := r.batch.newOp(ctx)
+	op.get, op.id = true, id
+	return r.batch.do(op)
 }
 
 func decodeSession(id string, m map[string]string) (*Session, error) {
@@ -247,25 +242,15 @@ func decodeSession(id string, m map[string]string) (*Session, error) {
 	return s, nil
 }
 
-// Touch slides one session in one round trip: the script (which does
-// nothing if the hash is gone) and ZADD XX GT on the expiry set (which
-// never re-adds a member that Delete removed).
+// Touch slides one session in the next group-committed round: the touch
+// script (which does nothing if the hash is gone) and ZADD XX GT on the
+// expiry set (which never re-adds a member that Delete removed).
 func (r *Redis) Touch(ctx context.Context, t Touch, ttl time.Duration) error {
-	ms := max(ttl.Milliseconds(), 1) // PEXPIRE 0 would be a delete; 1 ms lets the key lapse
-	var res *redis.Cmd
-	_, err := r.runScripted(ctx, func(p redis.Pipeliner, eval func(*redis.Script, []string, ...any) *redis.Cmd) {
-		res = eval(touchScript, []string{r.sessKey(t.ID)},
-			micros(t.LastSeenAt), micros(t.ExpiresAt), micros(t.SyncedAt), ms)
-		p.ZAddArgs(ctx, r.expKey(), redis.ZAddArgs{XX: true, GT: true,
-			Members: []redis.Z{{Score: float64(unixMicro(t.ExpiresAt)), Member: t.ID}}})
-	})
-	if err != nil {
-		return r.wrap("touch", err)
-	}
-	if n, _ := res.Int64(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	op := r.batch.newOp(ctx)
+	op.id, op.t = t.ID, t
+	op.ttlMS = max(ttl.Milliseconds(), 1) // PEXPIRE 0 would be a delete; 1 ms lets the key lapse
+	_, err := r.batch.do(op)
+	return err
 }
 
 // Delete removes the sessions, their index entries and expiry-set members
