@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -110,6 +111,25 @@ func limitBody(next http.Handler) http.Handler {
 // httpMetrics holds sessionhub_http_request_duration_seconds.
 type httpMetrics struct {
 	duration *prometheus.HistogramVec
+	// observers caches duration's child per label set (obsKey →
+	// prometheus.Observer): the routes, methods and codes are few, and
+	// the cache spares every request the vector's label hashing and lock.
+	observers sync.Map
+}
+
+type obsKey struct {
+	route, method string
+	code          int
+}
+
+func (m *httpMetrics) observer(route, method string, code int) prometheus.Observer {
+	k := obsKey{route, method, code}
+	if o, ok := m.observers.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o := m.duration.WithLabelValues(route, method, strconv.Itoa(code))
+	m.observers.Store(k, o)
+	return o
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -139,7 +159,7 @@ func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler 
 			status := rec.result()
 			route := routePattern(r)
 			method := methodLabel(r.Method)
-			m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+			m.observer(route, method, status).Observe(d.Seconds())
 
 			level := slog.LevelInfo
 			if route == "/healthz" || route == "/readyz" {

@@ -22,7 +22,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	// One access line per request goes through lw, off the request path.
+	lw := newLogWriter(stderr)
+	defer lw.Close()
+	log := newLogger(cfg, lw)
 	// The first line says what the node runs on: in memory, nothing
 	// survives a restart, and a developer must see that before anything.
 	if cfg.Memory() {
