@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,8 +22,9 @@ const passGather = 16 << 10
 // not one per message. Until Run starts it (and after it stops), a
 // broadcast runs on the caller.
 type broadcaster struct {
-	reg *registry
-	out prometheus.Counter
+	reg  *registry
+	out  prometheus.Counter
+	took prometheus.Observer // arrival → end of the pass, per message
 
 	mu      sync.Mutex
 	wake    chan struct{}
@@ -34,10 +36,11 @@ type broadcaster struct {
 type bjob struct {
 	channel string
 	frame   []byte
+	at      int64 // arrival, unix ns
 }
 
-func newBroadcaster(reg *registry, out prometheus.Counter) *broadcaster {
-	return &broadcaster{reg: reg, out: out, wake: make(chan struct{}, 1)}
+func newBroadcaster(reg *registry, out prometheus.Counter, took prometheus.Observer) *broadcaster {
+	return &broadcaster{reg: reg, out: out, took: took, wake: make(chan struct{}, 1)}
 }
 
 // send hands a broadcast to the running broadcaster; false means none runs
@@ -48,7 +51,7 @@ func (b *broadcaster) send(channel string, frame []byte) bool {
 		b.mu.Unlock()
 		return false
 	}
-	b.jobs = append(b.jobs, bjob{channel, frame})
+	b.jobs = append(b.jobs, bjob{channel, frame, time.Now().UnixNano()})
 	first := len(b.jobs) == 1
 	b.mu.Unlock()
 	if first {
@@ -121,6 +124,10 @@ func (b *broadcaster) pass(jobs []bjob) {
 			}
 		}
 		b.out.Add(float64(b.reg.toChannelNow(jobs[i].channel, frame) * (j - i)))
+		done := time.Now().UnixNano()
+		for _, jb := range jobs[i:j] {
+			b.took.Observe(float64(done-jb.at) / 1e9)
+		}
 		i = j
 	}
 }

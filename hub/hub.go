@@ -80,7 +80,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	h.reg = newRegistry(h.br)
 	h.sessions = newLiveness(deps.Sessions.Status)
 	h.flush = newFlusher()
-	h.bcast = newBroadcaster(h.reg, m.msgOut)
+	h.bcast = newBroadcaster(h.reg, m.msgOut, m.broadcast)
 	h.reg.bcast = h.bcast
 	h.br.Subscribe(revocationChannel)
 	h.br.Subscribe(h.nodeChannel())

@@ -26,6 +26,7 @@ type metrics struct {
 	connectsOK  prometheus.Counter // the hot label, resolved once
 	disconnects [numDisconnects]prometheus.Counter
 	revokeClose prometheus.Histogram
+	broadcast   prometheus.Histogram
 	msgIn       prometheus.Counter
 	msgOut      prometheus.Counter
 	reconnects  prometheus.Counter
@@ -44,6 +45,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "From a revocation's issued_at to its close frame leaving this node.",
 			Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .025, .05, .1, .25,
 				.5, 1, 2.5, 5, 10, 30},
+		}),
+		broadcast: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sessionhub_hub_broadcast_seconds",
+			Help:    "From a channel message's arrival at this node to the end of its pass over the local subscribers (the last one written or queued).",
+			Buckets: []float64{.001, .002, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, 1, 2.5, 5, 10},
 		}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sessionhub_redis_pubsub_reconnects_total", Help: "Redis pub/sub links re-established.",
@@ -66,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		resultDeadSession, resultOrigin, resultDraining, resultUnavailable, resultBadRequest} {
 		m.connects.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.connects, disc, m.revokeClose, msgs, m.reconnects} {
+	for _, c := range []prometheus.Collector{m.connections, m.connects, disc, m.revokeClose, m.broadcast, msgs, m.reconnects} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -68,6 +68,13 @@ func Fanout(ctx context.Context, o Options, k, rate int, dur time.Duration, push
 	res.add("expected deliveries", int64(sent)*int64(opened.OK), "")
 	res.add("delivery rate", round(float64(st.Messages)/elapsed, 0), "/s")
 	res.addLatency("publish → deliver", st.Latency)
+	// The hubs' own share, per message: arrival at the node → the last
+	// subscriber written (bucket upper bounds).
+	for _, q := range []float64{0.5, 0.99} {
+		if v, ok := HistQuantile(b.Broadcast, a.Broadcast, q); ok {
+			res.add(fmt.Sprintf("hub arrival → last subscriber written p%.0f (≤)", q*100), round(v*1e3, 1), "ms")
+		}
+	}
 	if st.Messages > 0 {
 		res.add("server CPU per million deliveries", round((a.CPU-b.CPU)/float64(st.Messages)*1e6, 2), "CPU-s")
 	}

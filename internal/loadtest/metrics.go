@@ -22,6 +22,10 @@ type ServerSample struct {
 	// count. It splits the client-seen revoke → close into the issuing
 	// request's share and the hubs' share.
 	RevokeClose map[float64]float64
+	// Broadcast is the cumulative histogram sessionhub_hub_broadcast_seconds
+	// (a channel message's arrival at the node → the end of its pass over
+	// the subscribers): the hubs' share of fanout's publish → deliver.
+	Broadcast map[float64]float64
 }
 
 // Scraper reads the metrics endpoints of the nodes.
@@ -83,6 +87,12 @@ func Sum(ss []ServerSample) ServerSample {
 			}
 			t.RevokeClose[le] += n
 		}
+		for le, n := range s.Broadcast {
+			if t.Broadcast == nil {
+				t.Broadcast = map[float64]float64{}
+			}
+			t.Broadcast[le] += n
+		}
 	}
 	return t
 }
@@ -132,6 +142,17 @@ func parseSample(text string) ServerSample {
 					s.RevokeClose = map[float64]float64{}
 				}
 				s.RevokeClose[bound] = n
+			}
+			continue
+		}
+		if le, ok := strings.CutPrefix(name, `sessionhub_hub_broadcast_seconds_bucket{le="`); ok {
+			bound, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64)
+			n, err2 := strconv.ParseFloat(strings.Fields(val)[0], 64)
+			if err == nil && err2 == nil {
+				if s.Broadcast == nil {
+					s.Broadcast = map[float64]float64{}
+				}
+				s.Broadcast[bound] = n
 			}
 			continue
 		}
