@@ -49,6 +49,10 @@ type Durable interface {
 	// Revoke marks one unrevoked session revoked and returns it, or
 	// ErrNotFound when there is no such unrevoked session.
 	Revoke(ctx context.Context, id string, reason Reason, at time.Time) (*Session, error)
+	// RevokeMany is Revoke of several sessions in one transaction: it
+	// returns, in any order, those it revoked (the others were absent or
+	// already revoked). Each id appears at most once in items.
+	RevokeMany(ctx context.Context, items []RevokeItem) ([]*Session, error)
 	// RevokeUser marks every unrevoked session of userID (but except, when
 	// not empty) revoked and returns their ids.
 	RevokeUser(ctx context.Context, userID string, reason Reason, at time.Time, except string) ([]string, error)

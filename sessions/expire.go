@@ -64,11 +64,13 @@ func (s *Store) ExpireDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sessions: expire: %w", err)
 	}
-	for _, m := range marked {
-		s.afterRevoke(ctx, pendingRevocation{
+	ps := make([]pendingRevocation, len(marked))
+	for i, m := range marked {
+		ps[i] = pendingRevocation{
 			userID: m.UserID, ids: []string{m.ID},
 			event: Event{Kind: EventSession, SessionID: m.ID, UserID: m.UserID, Reason: ReasonExpired, IssuedAt: now.UTC()},
-		})
+		}
 	}
+	s.afterRevokeAll(ctx, ps)
 	return len(marked), nil
 }

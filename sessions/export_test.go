@@ -7,3 +7,11 @@ func QueuedOps(r *Redis) int {
 	defer r.batch.mu.Unlock()
 	return len(r.batch.queue)
 }
+
+// QueuedRevocations is how many Revoke calls wait for the next group (tests
+// use it to build a group deterministically).
+func (s *Store) QueuedRevocations() int {
+	s.revokes.mu.Lock()
+	defer s.revokes.mu.Unlock()
+	return len(s.revokes.queue)
+}

@@ -285,6 +285,22 @@ func (m *Memory) Revoke(_ context.Context, id string, reason Reason, at time.Tim
 	return cloneSession(&r.s), nil
 }
 
+// RevokeMany marks those of items still unrevoked revoked.
+func (m *Memory) RevokeMany(_ context.Context, items []RevokeItem) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []*Session{}
+	for _, it := range items {
+		r := m.recs[it.ID]
+		if r == nil || !r.s.RevokedAt.IsZero() {
+			continue
+		}
+		r.s.RevokedAt, r.s.RevokeReason = it.At, it.Reason
+		out = append(out, cloneSession(&r.s))
+	}
+	return out, nil
+}
+
 // RevokeUser marks every unrevoked session of userID but except revoked.
 func (m *Memory) RevokeUser(_ context.Context, userID string, reason Reason, at time.Time, except string) ([]string, error) {
 	m.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,6 +125,37 @@ func (p *Postgres) Revoke(ctx context.Context, id string, reason Reason, at time
 		return nil, pgErr("revoke", err)
 	}
 	return s, nil
+}
+
+// sqlRevokeMany's values are named r* so that RETURNING's unqualified
+// column names stay the table's.
+const sqlRevokeMany = `
+UPDATE sessions SET revoked_at = v.rat, revoke_reason = v.rreason
+FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS v(rid, rat, rreason)
+WHERE id = v.rid AND revoked_at IS NULL
+RETURNING ` + sessionCols
+
+// RevokeMany marks those of items still unrevoked revoked in one statement
+// (one commit) and returns them. Ids are sent sorted, so that two nodes
+// revoking overlapping sets lock rows in the same order; a deadlock that
+// happens anyway is retried once.
+func (p *Postgres) RevokeMany(ctx context.Context, items []RevokeItem) ([]*Session, error) {
+	if len(items) == 0 {
+		return []*Session{}, nil
+	}
+	sorted := slices.SortedFunc(slices.Values(items), func(a, b RevokeItem) int { return strings.Compare(a.ID, b.ID) })
+	ids := make([]string, len(sorted))
+	ats := make([]time.Time, len(sorted))
+	reasons := make([]string, len(sorted))
+	for i, it := range sorted {
+		ids[i], ats[i], reasons[i] = it.ID, it.At, string(it.Reason)
+	}
+	out, err := p.collect(ctx, "revoke many", sqlRevokeMany, ids, ats, reasons)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "40P01" {
+		out, err = p.collect(ctx, "revoke many", sqlRevokeMany, ids, ats, reasons)
+	}
+	return out, err
 }
 
 const sqlRevokeUser = `

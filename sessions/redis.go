@@ -378,6 +378,51 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
+// DeliverRevocations deletes the hot copies of ds and then publishes their
+// events. On one Redis (or Sentinel) the pipeline runs in order on one
+// connection, so every delete is done before the first event goes out, in
+// one round trip. A cluster pipeline runs per node in parallel, so there
+// the deletes take a round trip of their own first.
+func (r *Redis) DeliverRevocations(ctx context.Context, ds []Delivery) error {
+	payloads := make([][]byte, len(ds))
+	for i, d := range ds {
+		b, err := json.Marshal(d.Event)
+		if err != nil {
+			return r.wrap("publish", err)
+		}
+		payloads[i] = b
+	}
+	deletes := func(p redis.Pipeliner) {
+		for _, d := range ds {
+			if len(d.IDs) == 0 {
+				continue
+			}
+			members := make([]any, len(d.IDs))
+			for i, id := range d.IDs {
+				members[i] = id
+				p.Del(ctx, r.sessKey(id))
+			}
+			p.SRem(ctx, r.userKey(d.UserID), members...)
+			p.ZRem(ctx, r.expKey(), members...)
+		}
+	}
+	publishes := func(p redis.Pipeliner) {
+		for _, b := range payloads {
+			p.Publish(ctx, r.channel(), b)
+		}
+	}
+	if _, cluster := r.rdb.(*redis.ClusterClient); cluster {
+		if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { deletes(p); return nil }); err != nil {
+			return r.wrap("delete", err)
+		}
+		deletes = func(redis.Pipeliner) {}
+	}
+	if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { deletes(p); publishes(p); return nil }); err != nil {
+		return r.wrap("deliver revocations", err)
+	}
+	return nil
+}
+
 // Publish sends e as JSON on <prefix>revocations. Pub/sub is
 // fire-and-forget: hubs that miss it catch up with their sweep.
 func (r *Redis) Publish(ctx context.Context, e Event) error {

@@ -76,6 +76,7 @@ type Store struct {
 	syncs   chan Touch
 	pendMu  sync.Mutex
 	pending []pendingRevocation
+	revokes revokeGroup
 
 	unknown, restored, hotFail, durableQ atomic.Uint64
 }
@@ -399,23 +400,16 @@ type Revocation struct {
 
 // Revoke ends one session: durable revoked_at first, then the hot delete,
 // then the event. It returns the revoked session, or ErrNotFound when no
-// live session has this id.
+// live session has this id. Concurrent calls are group-committed: one
+// statement, one commit and one hot round trip for all of them.
 func (s *Store) Revoke(ctx context.Context, id string, r Revocation) (*Session, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	now := s.cfg.Now().UTC()
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DurableTimeout)
-	defer cancel()
-	sess, err := s.durable.Revoke(dctx, id, r.Reason, now)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: revoke: %w", err)
-	}
-	s.afterRevoke(ctx, pendingRevocation{
-		userID: sess.UserID, ids: []string{id},
-		event: Event{Kind: EventSession, SessionID: id, UserID: sess.UserID, Reason: r.Reason, IssuedAt: now, RequestID: r.RequestID},
+	return s.revokeGrouped(ctx, &revokeCall{
+		ctx: ctx, item: RevokeItem{ID: id, Reason: r.Reason, At: s.cfg.Now().UTC()},
+		requestID: r.RequestID, done: make(chan struct{}),
 	})
-	return sess, nil
 }
 
 // RevokeUser ends every session of userID (all but r.Except when set) and
@@ -437,30 +431,20 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, r Revocation) ([]
 		})
 		return ids, nil
 	}
-	for _, id := range ids {
-		s.afterRevoke(ctx, pendingRevocation{
+	ps := make([]pendingRevocation, len(ids))
+	for i, id := range ids {
+		ps[i] = pendingRevocation{
 			userID: userID, ids: []string{id},
 			event: Event{Kind: EventSession, SessionID: id, UserID: userID, Reason: r.Reason, IssuedAt: now, RequestID: r.RequestID},
-		})
+		}
 	}
+	s.afterRevokeAll(ctx, ps)
 	return ids, nil
 }
 
-// afterRevoke deletes the hot copies and publishes the event; what fails is
-// queued and retried by Run, so a revocation made while Redis is down still
-// reaches Redis and the hubs once it is back.
+// afterRevoke is afterRevokeAll of one revocation.
 func (s *Store) afterRevoke(ctx context.Context, p pendingRevocation) {
-	for _, id := range p.ids {
-		s.neg.add(id, s.cfg.Now().Add(s.cfg.NegativeTTL))
-	}
-	if err := s.deliver(ctx, &p); err != nil {
-		s.log.Warn("revocation queued for retry", "user_id", p.userID, "err", err)
-		s.pendMu.Lock()
-		if len(s.pending) < maxPending {
-			s.pending = append(s.pending, p)
-		}
-		s.pendMu.Unlock()
-	}
+	s.afterRevokeAll(ctx, []pendingRevocation{p})
 }
 
 func (s *Store) deliver(ctx context.Context, p *pendingRevocation) error {
@@ -556,13 +540,7 @@ func (s *Store) retryPending(ctx context.Context) {
 	work := s.pending
 	s.pending = nil
 	s.pendMu.Unlock()
-	var keep []pendingRevocation
-	for i := range work {
-		if err := s.deliver(ctx, &work[i]); err != nil {
-			keep = append(keep, work[i:]...)
-			break
-		}
-	}
+	keep, _ := s.deliverAll(ctx, work)
 	if len(keep) > 0 {
 		s.pendMu.Lock()
 		s.pending = append(keep, s.pending...)

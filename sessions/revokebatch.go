@@ -1,0 +1,223 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// maxRevokeBatch bounds one group-committed revocation statement, so that a
+// burst's first callers are not held behind thousands of rows.
+const maxRevokeBatch = 500
+
+// RevokeItem is one session to revoke in Durable.RevokeMany.
+type RevokeItem struct {
+	ID     string
+	Reason Reason
+	At     time.Time
+}
+
+// revokeCall is one Revoke waiting for its group's commit.
+type revokeCall struct {
+	ctx       context.Context
+	item      RevokeItem
+	requestID string
+	done      chan struct{} // closed when sess/err are set
+	sess      *Session
+	err       error
+}
+
+// revokeGroup group-commits concurrent Revoke calls: while one durable
+// revocation statement is in flight, the calls that arrive queue, and the
+// next statement takes all of them (one UPDATE, one commit, then one hot
+// round trip for their deletes and events). A lone call waits for nobody.
+type revokeGroup struct {
+	mu    sync.Mutex
+	busy  bool // a statement is in flight; its goroutine starts the next
+	queue []*revokeCall
+}
+
+// revokeGrouped queues c and returns its result. It never reports success
+// for a revocation that was not committed, nor failure for one that was: a
+// caller whose ctx ends while still queued is withdrawn, but once its
+// statement is sent it waits for the outcome (bounded by DurableTimeout and
+// HotTimeout).
+func (s *Store) revokeGrouped(ctx context.Context, c *revokeCall) (*Session, error) {
+	g := &s.revokes
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	lead := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	if lead {
+		s.commitRevocations()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if g.withdraw(c) {
+			return nil, fmt.Errorf("sessions: revoke: %w", ctx.Err())
+		}
+		<-c.done
+	}
+	return c.sess, c.err
+}
+
+// withdraw removes c from the queue if no statement took it yet.
+func (g *revokeGroup) withdraw(c *revokeCall) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, q := range g.queue {
+		if q == c {
+			g.queue = append(g.queue[:i:i], g.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// commitRevocations runs one group: durable first, then (with the next
+// group's statement already started) the hot deletes and the events.
+func (s *Store) commitRevocations() {
+	g := &s.revokes
+	g.mu.Lock()
+	n := min(len(g.queue), maxRevokeBatch)
+	batch := make([]*revokeCall, n)
+	copy(batch, g.queue)
+	g.queue = append(g.queue[:0:0], g.queue[n:]...)
+	g.mu.Unlock()
+
+	calls := make([]*revokeCall, 0, len(batch))
+	items := make([]RevokeItem, 0, len(batch))
+	first := make(map[string]bool, len(batch))
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			c.err = fmt.Errorf("sessions: revoke: %w", err)
+			close(c.done)
+			continue
+		}
+		calls = append(calls, c)
+		if !first[c.item.ID] { // the same id twice: revoked once
+			first[c.item.ID] = true
+			items = append(items, c.item)
+		}
+	}
+	var revoked []*Session
+	var err error
+	if len(items) > 0 {
+		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DurableTimeout)
+		revoked, err = s.durable.RevokeMany(dctx, items)
+		cancel()
+	}
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		go s.commitRevocations()
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+
+	if err != nil {
+		for _, c := range calls {
+			c.err = fmt.Errorf("sessions: revoke: %w", err)
+			close(c.done)
+		}
+		return
+	}
+	byID := make(map[string]*Session, len(revoked))
+	for _, r := range revoked {
+		byID[r.ID] = r
+	}
+	ps := make([]pendingRevocation, 0, len(calls))
+	for _, c := range calls {
+		sess := byID[c.item.ID]
+		if sess == nil {
+			c.err = fmt.Errorf("sessions: revoke: %w", ErrNotFound)
+			continue
+		}
+		delete(byID, c.item.ID) // a later caller with the same id finds it gone
+		c.sess = sess
+		ps = append(ps, pendingRevocation{
+			userID: sess.UserID, ids: []string{sess.ID},
+			event: Event{Kind: EventSession, SessionID: sess.ID, UserID: sess.UserID, Reason: c.item.Reason,
+				IssuedAt: c.item.At, RequestID: c.requestID},
+		})
+	}
+	s.afterRevokeAll(context.Background(), ps)
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// Delivery is one revocation's hot delete and event, for a hot backend
+// that is also the Publisher and can do many in one round trip.
+type Delivery struct {
+	UserID string
+	IDs    []string // sessions to delete from the hot backend; none when HotDone
+	Event  Event
+}
+
+// batchDeliverer is a Hot backend, also the Store's Publisher, that deletes
+// and announces several revocations in one round trip, every delete before
+// any event.
+type batchDeliverer interface {
+	DeliverRevocations(ctx context.Context, ds []Delivery) error
+}
+
+// afterRevokeAll deletes the hot copies and publishes the events of ps;
+// what fails is queued and retried by Run, so a revocation made while
+// Redis is down still reaches Redis and the hubs once it is back.
+func (s *Store) afterRevokeAll(ctx context.Context, ps []pendingRevocation) {
+	if len(ps) == 0 {
+		return
+	}
+	until := s.cfg.Now().Add(s.cfg.NegativeTTL)
+	for _, p := range ps {
+		for _, id := range p.ids {
+			s.neg.add(id, until)
+		}
+	}
+	if failed, err := s.deliverAll(ctx, ps); len(failed) > 0 {
+		s.log.Warn("revocations queued for retry", "count", len(failed), "user_id", failed[0].userID, "err", err)
+		s.pendMu.Lock()
+		for _, p := range failed {
+			if len(s.pending) < maxPending {
+				s.pending = append(s.pending, p)
+			}
+		}
+		s.pendMu.Unlock()
+	}
+}
+
+// deliverAll delivers ps, in one hot round trip when the backend can, and
+// returns those not delivered (in order) with the first error.
+func (s *Store) deliverAll(ctx context.Context, ps []pendingRevocation) ([]pendingRevocation, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	bd, ok := s.hot.(batchDeliverer)
+	if !ok || any(s.pub) != any(s.hot) {
+		for i := range ps {
+			if err := s.deliver(ctx, &ps[i]); err != nil {
+				return ps[i:], err
+			}
+		}
+		return nil, nil
+	}
+	ds := make([]Delivery, len(ps))
+	for i, p := range ps {
+		ds[i] = Delivery{UserID: p.userID, Event: p.event}
+		if !p.hotOK {
+			ds[i].IDs = p.ids
+		}
+	}
+	err := s.hotDo(ctx, func(ctx context.Context) error { return bd.DeliverRevocations(ctx, ds) })
+	if err != nil {
+		return ps, err
+	}
+	return nil, nil
+}
+
+var _ batchDeliverer = (*Redis)(nil)
