@@ -50,8 +50,28 @@ type Auditor interface {
 	Record(ctx context.Context, e AuditEvent) error
 }
 
-// pgAuditor writes auth_events rows.
-type pgAuditor struct{ pool *pgxpool.Pool }
+// pgAuditor writes auth_events rows. Concurrent Records are group-committed:
+// while one INSERT round trip is in flight the events that arrive queue,
+// and the next round trip writes all of them in one transaction (a burst of
+// admin revocations records two events each). A lone event waits for
+// nobody.
+type pgAuditor struct {
+	pool *pgxpool.Pool
+
+	mu    sync.Mutex
+	busy  bool // a round trip is in flight; its goroutine starts the next
+	queue []*auditCall
+}
+
+// auditCall is one Record waiting for its group.
+type auditCall struct {
+	e      AuditEvent
+	detail []byte
+	done   chan error
+}
+
+// maxAuditGroup bounds the events of one group-committed round trip.
+const maxAuditGroup = 200
 
 // NewPostgresAuditor returns an Auditor on the auth_events table.
 func NewPostgresAuditor(pool *pgxpool.Pool) Auditor { return &pgAuditor{pool: pool} }
@@ -67,14 +87,74 @@ VALUES ($1, $2,
         coalesce(nullif($3, '')::uuid, (SELECT s.user_id FROM sessions s WHERE s.id = nullif($4, ''))),
         nullif($4, ''), $5, $6, $7)`
 
-func (a *pgAuditor) Record(ctx context.Context, e AuditEvent) error {
+// Record appends e, group-committed with concurrent Records; it returns
+// once e's row is committed (or failed). ctx's values are not used: the
+// round trip is shared, bounded by pgTimeout.
+func (a *pgAuditor) Record(_ context.Context, e AuditEvent) error {
 	b, err := marshalDetail(e.Detail)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	c := &auditCall{e: e, detail: b, done: make(chan error, 1)}
+	a.mu.Lock()
+	a.queue = append(a.queue, c)
+	lead := !a.busy
+	a.busy = true
+	a.mu.Unlock()
+	if lead {
+		a.flush()
+	}
+	return <-c.done
+}
+
+// flush writes one group, starting the next one as soon as this one's
+// round trip is done. When a group fails, each of its events is written
+// alone, so one bad event never loses the others.
+func (a *pgAuditor) flush() {
+	a.mu.Lock()
+	n := min(len(a.queue), maxAuditGroup)
+	group := make([]*auditCall, n)
+	copy(group, a.queue)
+	a.queue = append(a.queue[:0:0], a.queue[n:]...)
+	a.mu.Unlock()
+
+	err := a.insert(group)
+
+	a.mu.Lock()
+	if len(a.queue) > 0 {
+		go a.flush()
+	} else {
+		a.busy = false
+	}
+	a.mu.Unlock()
+	if err != nil && len(group) > 1 {
+		for _, c := range group {
+			c.done <- a.insert([]*auditCall{c})
+		}
+		return
+	}
+	for _, c := range group {
+		c.done <- err
+	}
+}
+
+// insert writes calls' events in one round trip and one transaction.
+func (a *pgAuditor) insert(calls []*auditCall) error {
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	if _, err := a.pool.Exec(ctx, sqlInsertEvent, e.At, string(e.Type), e.UserID, e.SessionID, e.IP, e.UserAgent, b); err != nil {
+	if len(calls) == 1 {
+		e := calls[0].e
+		if _, err := a.pool.Exec(ctx, sqlInsertEvent, e.At, string(e.Type), e.UserID, e.SessionID, e.IP, e.UserAgent, calls[0].detail); err != nil {
+			return pgWrap("audit", err)
+		}
+		return nil
+	}
+	var batch pgx.Batch
+	for _, c := range calls {
+		e := c.e
+		batch.Queue(sqlInsertEvent, e.At, string(e.Type), e.UserID, e.SessionID, e.IP, e.UserAgent, c.detail)
+	}
+	if err := a.pool.SendBatch(ctx, &batch).Close(); err != nil {
 		return pgWrap("audit", err)
 	}
 	return nil

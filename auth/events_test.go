@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionhub/sessionhub/internal/testenv"
@@ -503,4 +505,70 @@ func TestPostgresAuditorRecordAll(t *testing.T) {
 		{"session_revoked", uid, "s1", "192.0.2.1", "ua", `{"reason": "logout_all"}`},
 		{"session_revoked", uid, "s2", "192.0.2.1", "ua", `{}`},
 	}, got)
+}
+
+// TestPostgresAuditorGroupCommit: Records that queue behind a round trip
+// in flight are written together; one bad event among them fails alone and
+// every other row is kept, each caller getting its own outcome.
+func TestPostgresAuditorGroupCommit(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	a := NewPostgresAuditor(pool).(*pgAuditor)
+	uid := newTestUUID()
+	at := ts(t, "2026-03-01T10:00:00Z")
+
+	a.mu.Lock()
+	a.busy = true // as if a round trip were in flight: Records queue
+	a.mu.Unlock()
+	const n = 20
+	errs := make(chan error, n)
+	bad := make(chan error, 1)
+	for i := range n {
+		e := AuditEvent{At: at, Type: EventAdminAction, UserID: uid, SessionID: fmt.Sprintf("g%02d", i),
+			Detail: map[string]any{"i": i}}
+		go func() {
+			if i == 7 {
+				e.UserID = "not-a-uuid"
+				bad <- a.Record(context.Background(), e)
+				return
+			}
+			errs <- a.Record(context.Background(), e)
+		}()
+	}
+	for {
+		a.mu.Lock()
+		q := len(a.queue)
+		a.mu.Unlock()
+		if q == n {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.flush() // the in-flight round trip ends: this group goes out
+	require.Error(t, <-bad, "the bad event fails")
+	for range n - 1 {
+		require.NoError(t, <-errs)
+	}
+	var count int
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM auth_events WHERE user_id = $1::uuid`, uid).Scan(&count))
+	require.Equal(t, n-1, count, "every good event kept")
+
+	// Plain concurrent Records, no manipulation: all land.
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, a.Record(context.Background(), AuditEvent{At: at, Type: EventAdminAction, UserID: uid, SessionID: fmt.Sprintf("c%02d", i)}))
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM auth_events WHERE user_id = $1::uuid`, uid).Scan(&count))
+	require.Equal(t, n-1+50, count)
+	a.mu.Lock()
+	require.False(t, a.busy)
+	require.Empty(t, a.queue)
+	a.mu.Unlock()
 }
