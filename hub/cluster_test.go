@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -234,4 +235,45 @@ func TestSweepClosesDeadSessions(t *testing.T) {
 	require.Equal(t, StatusLoggedOut, out.closeCode())
 	require.Equal(t, "ack", live.request(map[string]any{"type": "subscribe", "channel": "room:1", "id": 1})["type"])
 	_ = websocket.StatusGoingAway
+}
+
+// TestAcknowledgedRevocationBurst: many acknowledged revocations published
+// at once (one pipeline, as sessions does for a group) are each answered by
+// every node, with each request's own count, though a node sends its acks
+// in batches.
+func TestAcknowledgedRevocationBurst(t *testing.T) {
+	t.Parallel()
+	cl := newCluster(t, nil)
+	const n = 30
+	var socks []*client
+	var waits []func(time.Duration) (int, int)
+	for i := range n {
+		sid := fmt.Sprintf("S%d", i)
+		tok := cl.auth.token(fmt.Sprintf("u%d", i), sid)
+		socks = append(socks, dial(t, cl.b, tok))
+		if i%2 == 0 { // even sessions have a second socket, on C
+			socks = append(socks, dial(t, cl.c, tok))
+		}
+		wait, err := cl.a.h.Acknowledge(context.Background(), "burst-"+sid)
+		require.NoError(t, err)
+		waits = append(waits, wait)
+	}
+	_, err := cl.rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+		for i := range n {
+			sid := fmt.Sprintf("S%d", i)
+			b, _ := json.Marshal(map[string]any{"kind": "session", "session_id": sid, "user_id": fmt.Sprintf("u%d", i),
+				"reason": "admin", "request_id": "burst-" + sid, "issued_at": time.Now().UTC()})
+			p.Publish(context.Background(), cl.prefix+"revocations", b)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	for i, wait := range waits {
+		closed, nodes := wait(5 * time.Second)
+		require.Equal(t, 3, nodes, "S%d: every node answered", i)
+		require.Equal(t, 1+(1-i%2), closed, "S%d: its own sockets only", i)
+	}
+	for _, s := range socks {
+		require.Equal(t, StatusSessionRevoked, s.closeCode())
+	}
 }

@@ -49,6 +49,8 @@ type Hub struct {
 
 	recentMu sync.Mutex
 	recent   map[recentKey]int64 // revoked session or user → unix ns the revocation arrived
+
+	acks acker // revocation acks, sent in batches (revoke.go)
 }
 
 // New validates cfg and deps and builds a hub; call Run to start it.

@@ -88,6 +88,20 @@ func (b *redisBroker) Publish(ctx context.Context, channel string, payload []byt
 	return nil
 }
 
+// publishMany publishes msgs in one pipeline (one round trip).
+func (b *redisBroker) publishMany(ctx context.Context, msgs []pubMsg) error {
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.Publish(ctx, b.prefix+m.channel, m.payload)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("hub: publish: %w", err)
+	}
+	return nil
+}
+
 func (b *redisBroker) Subscribe(channel string) <-chan struct{} {
 	return b.link(channel).want(channel)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,16 +100,79 @@ func (h *Hub) HandleRevocation(payload []byte) {
 		}
 	}
 	if ev.RequestID != "" {
-		go h.sendAck(ev.RequestID, closed)
+		h.queueAck(ev.RequestID, closed)
 	}
 }
 
-func (h *Hub) sendAck(requestID string, closed int) {
+// acker batches this node's acks: while one batch is being published the
+// acks of the revocations that arrive queue, and the next batch sends all
+// of them in one round trip (a burst of admin revocations is one ack per
+// revocation per node).
+// It also keeps the list of live nodes that Acknowledge waits for.
+type acker struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []pubMsg
+
+	nodesMu sync.Mutex
+	nodesAt time.Time
+	nodeIDs []string
+}
+
+// pubMsg is one message for publishMany.
+type pubMsg struct {
+	channel string
+	payload []byte
+}
+
+// multiPublisher is a broker that publishes several messages in one round
+// trip.
+type multiPublisher interface {
+	publishMany(ctx context.Context, msgs []pubMsg) error
+}
+
+// queueAck queues the ack without waiting: it runs on the broker's receive
+// goroutine.
+func (h *Hub) queueAck(requestID string, closed int) {
 	b, _ := json.Marshal(ack{Node: h.cfg.NodeID, Closed: closed})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := h.br.Publish(ctx, "acks:"+requestID, b); err != nil {
-		h.log.Warn("hub: ack not sent", "request_id", requestID, "err", err)
+	a := &h.acks
+	a.mu.Lock()
+	a.queue = append(a.queue, pubMsg{"acks:" + requestID, b})
+	lead := !a.busy
+	a.busy = true
+	a.mu.Unlock()
+	if lead {
+		go h.sendAcks()
+	}
+}
+
+func (h *Hub) sendAcks() {
+	a := &h.acks
+	for {
+		a.mu.Lock()
+		batch := a.queue
+		a.queue = nil
+		if len(batch) == 0 {
+			a.busy = false
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var err error
+		if mp, ok := h.br.(multiPublisher); ok {
+			err = mp.publishMany(ctx, batch)
+		} else {
+			for _, m := range batch {
+				if e := h.br.Publish(ctx, m.channel, m.payload); e != nil {
+					err = e
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			h.log.Warn("hub: acks not sent", "acks", len(batch), "err", err)
+		}
 	}
 }
 
@@ -232,13 +296,9 @@ func (h *Hub) Acknowledge(ctx context.Context, requestID string) (func(timeout t
 			deadline := time.NewTimer(timeout)
 			defer deadline.Stop()
 			want := map[string]bool{}
-			nctx, cancel := context.WithTimeout(context.Background(), timeout)
-			if live, err := h.br.Nodes(nctx); err == nil {
-				for _, n := range live {
-					want[n.ID] = true
-				}
+			for _, id := range h.liveNodes(timeout) {
+				want[id] = true
 			}
-			cancel()
 			seen := map[string]bool{}
 			for {
 				select {
@@ -270,4 +330,36 @@ func covers(seen, want map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// liveNodesFresh is how long Acknowledge reuses the list of live nodes: a
+// burst of admin revocations asks once, not once per revocation. It is
+// well inside the presence window (a dead node stays listed 15 s anyway).
+const liveNodesFresh = time.Second
+
+// liveNodes returns the ids of the live nodes, from a list at most
+// liveNodesFresh old; nil when presence cannot be read.
+func (h *Hub) liveNodes(timeout time.Duration) []string {
+	a := &h.acks
+	a.nodesMu.Lock()
+	if !a.nodesAt.IsZero() && time.Since(a.nodesAt) <= liveNodesFresh {
+		ids := slices.Clone(a.nodeIDs)
+		a.nodesMu.Unlock()
+		return ids
+	}
+	a.nodesMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	live, err := h.br.Nodes(ctx)
+	cancel()
+	if err != nil {
+		return nil
+	}
+	ids := make([]string, len(live))
+	for i, n := range live {
+		ids[i] = n.ID
+	}
+	a.nodesMu.Lock()
+	a.nodeIDs, a.nodesAt = ids, time.Now()
+	a.nodesMu.Unlock()
+	return slices.Clone(ids)
 }
