@@ -58,7 +58,7 @@ func TestPoolOpensCountsAndSeesCloses(t *testing.T) {
 
 	var mu sync.Mutex
 	closed := map[string]int{}
-	pool, err := NewPool(context.Background(), PoolConfig{Sockets: 20, OnClose: func(sid string, code int, at time.Time) {
+	pool, err := NewPool(context.Background(), PoolConfig{Sockets: 20, OnClose: func(sid string, code int, at, _ time.Time) {
 		mu.Lock()
 		closed[sid] = code
 		mu.Unlock()

@@ -16,7 +16,7 @@ import (
 // process's file limit, otherwise child processes.
 type Pool struct {
 	workers []*workerHandle
-	onClose func(sid string, code int, at time.Time)
+	onClose func(sid string, code int, at, seen time.Time)
 }
 
 type workerHandle struct {
@@ -31,8 +31,10 @@ type PoolConfig struct {
 	Sockets    int      // how many sockets the run will hold in all
 	PerProcess int      // sockets per worker process; default 15,000 (the file limit here is 20,000)
 	WorkerCmd  []string // argv that starts a child worker; nil: in-process only
-	// OnClose is called, from any goroutine, when a socket closes.
-	OnClose func(sid string, code int, at time.Time)
+	// OnClose is called, from any goroutine, when a socket closes: at is
+	// when the close frame reached the socket, seen when the reader had
+	// finished the close handshake.
+	OnClose func(sid string, code int, at, seen time.Time)
 }
 
 // NewPool starts enough workers for cfg.Sockets.
@@ -103,7 +105,7 @@ func (p *Pool) readEvents(h *workerHandle, r io.Reader) {
 		}
 		if e.Op == "closed" {
 			if p.onClose != nil {
-				p.onClose(e.SessionID, e.Code, time.Unix(0, e.At))
+				p.onClose(e.SessionID, e.Code, time.Unix(0, e.At), time.Unix(0, max(e.Seen, e.At)))
 			}
 			continue
 		}

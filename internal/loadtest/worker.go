@@ -44,7 +44,8 @@ type event struct {
 	Handshake []int64        `json:"handshake_ns,omitempty"`
 	SessionID string         `json:"sid,omitempty"`
 	Code      int            `json:"code,omitempty"`
-	At        int64          `json:"at,omitempty"` // unix ns
+	At        int64          `json:"at,omitempty"`   // unix ns; a close: when its frame reached the socket
+	Seen      int64          `json:"seen,omitempty"` // unix ns; a close: when the reader saw it
 	Open      int            `json:"open,omitempty"`
 	Messages  int64          `json:"messages,omitempty"`
 	Latency   []int64        `json:"latency_ns,omitempty"`
@@ -248,13 +249,21 @@ func (w *workerState) read(ws *wsConn, sid string) {
 	for {
 		msg, err := ws.read()
 		if err != nil {
-			at := time.Now().UnixNano()
-			w.live.Add(-1)
+			// A close is timed when its frame reached the socket (the
+			// kernel's receive time), not when this reader got the CPU:
+			// the load core, shared with Redis and Postgres, runs the
+			// readers of a session's sockets one after another.
+			seen := time.Now().UnixNano()
+			at := seen
 			code := closeCode(err)
+			if rx := rxTime(ws.nc); code != -1 && rx != 0 && rx <= at {
+				at = rx
+			}
+			w.live.Add(-1)
 			w.mu.Lock()
 			w.codes[fmt.Sprint(code)]++
 			w.mu.Unlock()
-			w.emit(event{Op: "closed", SessionID: sid, Code: code, At: at})
+			w.emit(event{Op: "closed", SessionID: sid, Code: code, At: at, Seen: seen})
 			return
 		}
 		now := time.Now().UnixNano()

@@ -61,6 +61,7 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, protocols []strin
 	if err != nil {
 		return nil, err
 	}
+	nc = withRxStamps(nc)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
