@@ -277,3 +277,27 @@ func TestAcknowledgedRevocationBurst(t *testing.T) {
 		require.Equal(t, StatusSessionRevoked, s.closeCode())
 	}
 }
+
+// TestSpreadCoversEveryShardOnce: the sweep and the heartbeat spread one
+// interval over k ticks whose shard ranges cover every shard exactly once,
+// so every session is checked (every socket pinged) once per interval.
+func TestSpreadCoversEveryShardOnce(t *testing.T) {
+	t.Parallel()
+	for _, interval := range []time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second,
+		25 * time.Second, 30 * time.Second, 7 * time.Second, time.Hour} {
+		k, every := spread(interval)
+		require.GreaterOrEqual(t, k, 1)
+		require.LessOrEqual(t, k, numShards)
+		require.Equal(t, interval, every*time.Duration(k)+interval%time.Duration(k), interval)
+		seen := make([]int, numShards)
+		for j := range k {
+			lo, hi := shardRange(j, k)
+			for i := lo; i < hi; i++ {
+				seen[i]++
+			}
+		}
+		for i, n := range seen {
+			require.Equal(t, 1, n, "%s: shard %d", interval, i)
+		}
+	}
+}

@@ -195,17 +195,20 @@ func (h *Hub) connectionsChanged() {
 // heartbeatLoop pings every socket each Heartbeat and cuts one that has
 // sent nothing (not even a pong) since the previous ping.
 func (h *Hub) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(h.cfg.Heartbeat)
+	// One slice of the sockets per tick (see spreadTick): each is pinged
+	// once per Heartbeat, the node never pings them all at once.
+	k, every := spread(h.cfg.Heartbeat)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	ping := pingFrame()
-	for {
+	for j := 0; ; j = (j + 1) % k {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		now := time.Now().UnixNano()
-		for _, c := range h.reg.all() {
+		for _, c := range h.reg.allIn(shardRange(j, k)) {
 			if c.pingedAt != 0 && c.lastSeen.Load() < c.pingedAt {
 				c.kill(DisconnectHeartbeat)
 				continue

@@ -246,10 +246,11 @@ func offerPart(conns []*conn, frame []byte) int {
 	return n
 }
 
-// sessionIDs lists the sessions with a live socket here.
-func (r *registry) sessionIDs() []string {
+// sessionIDsIn lists the sessions with a live socket here in session
+// shards [lo, hi).
+func (r *registry) sessionIDsIn(lo, hi int) []string {
 	var ids []string
-	for i := range numShards {
+	for i := lo; i < hi; i++ {
 		s := &r.sessions[i]
 		s.mu.RLock()
 		for id := range s.m {
@@ -261,9 +262,12 @@ func (r *registry) sessionIDs() []string {
 }
 
 // all returns a snapshot of every socket.
-func (r *registry) all() []*conn {
+func (r *registry) all() []*conn { return r.allIn(0, numShards) }
+
+// allIn returns a snapshot of the sockets in session shards [lo, hi).
+func (r *registry) allIn(lo, hi int) []*conn {
 	var out []*conn
-	for i := range numShards {
+	for i := lo; i < hi; i++ {
 		s := &r.sessions[i]
 		s.mu.RLock()
 		for _, list := range s.m {

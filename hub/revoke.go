@@ -227,29 +227,56 @@ func (h *Hub) evictLocal(userID, m string) {
 	}
 }
 
-// sweepLoop re-checks every live session each SweepInterval, and at once
-// after the control link reconnects.
+// spreadTick is the period at which the sweep and the heartbeat each do a
+// slice of their work: every session (socket) still gets its check (ping)
+// once per interval, but a node never does all of it at once — 10,000
+// Redis reads or pings in one go held a shared core for tens of ms, in
+// front of the revocations that arrived meanwhile.
+const spreadTick = time.Second
+
+// spread returns how many ticks one interval is spread over (1..numShards)
+// and the tick period.
+func spread(interval time.Duration) (int, time.Duration) {
+	k := max(1, min(numShards, int(interval/spreadTick)))
+	return k, interval / time.Duration(k)
+}
+
+// shardRange is the registry shards of slice j of k.
+func shardRange(j, k int) (lo, hi int) {
+	return j * numShards / k, (j + 1) * numShards / k
+}
+
+// sweepLoop re-checks every live session once per SweepInterval, one slice
+// of the registry's session shards per tick (so each session is checked
+// exactly once per interval), and all of them at once after the control
+// link reconnects.
 func (h *Hub) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(h.cfg.SweepInterval)
+	k, every := spread(h.cfg.SweepInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	lastPrune := time.Now()
+	for j := 0; ; j = (j + 1) % k {
+		lo, hi := shardRange(j, k)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-h.reconcileKick:
+			lo, hi = 0, numShards
 		}
-		if err := h.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := h.reconcile(ctx, h.reg.sessionIDsIn(lo, hi)); err != nil && ctx.Err() == nil {
 			h.log.Warn("hub: session sweep incomplete", "err", err)
 		}
-		h.pruneRecent()
+		if time.Since(lastPrune) >= h.cfg.SweepInterval {
+			lastPrune = time.Now()
+			h.pruneRecent()
+		}
 	}
 }
 
-// reconcile closes the sockets of every session that is no longer alive:
-// 4001 when revoked, 4002 after a global logout, 4003 when expired.
-func (h *Hub) reconcile(ctx context.Context) error {
-	ids := h.reg.sessionIDs()
+// reconcile closes the sockets of every session of ids that is no longer
+// alive: 4001 when revoked, 4002 after a global logout, 4003 when expired.
+func (h *Hub) reconcile(ctx context.Context, ids []string) error {
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), statusChunk)]
 		ids = ids[len(chunk):]
