@@ -278,26 +278,34 @@ func TestAcknowledgedRevocationBurst(t *testing.T) {
 	}
 }
 
-// TestSpreadCoversEveryShardOnce: the sweep and the heartbeat spread one
-// interval over k ticks whose shard ranges cover every shard exactly once,
-// so every session is checked (every socket pinged) once per interval.
-func TestSpreadCoversEveryShardOnce(t *testing.T) {
+// TestSpreadCoversEverySessionOnce: the sweep and the heartbeat spread
+// one interval over slices that, together, cover every shard and every
+// sub-key exactly once, so every session is checked (every socket pinged)
+// once per interval.
+func TestSpreadCoversEverySessionOnce(t *testing.T) {
 	t.Parallel()
+	reg := newRegistry(newMemoryBroker(nil))
+	var ids []string
+	for i := range 2000 {
+		ids = append(ids, fmt.Sprintf("session-%d", i))
+	}
 	for _, interval := range []time.Duration{time.Millisecond, 50 * time.Millisecond, time.Second,
-		25 * time.Second, 30 * time.Second, 7 * time.Second, time.Hour} {
-		k, every := spread(interval)
-		require.GreaterOrEqual(t, k, 1)
-		require.LessOrEqual(t, k, numShards)
-		require.Equal(t, interval, every*time.Duration(k)+interval%time.Duration(k), interval)
-		seen := make([]int, numShards)
-		for j := range k {
-			lo, hi := shardRange(j, k)
-			for i := lo; i < hi; i++ {
-				seen[i]++
+		7 * time.Second, 25 * time.Second, 30 * time.Second, time.Hour} {
+		p := planSpread(interval)
+		require.GreaterOrEqual(t, p.slices, 1)
+		require.GreaterOrEqual(t, p.every, min(interval, spreadTick)/2, interval)
+		require.LessOrEqual(t, p.every*time.Duration(p.slices), interval)
+		seen := map[string]int{}
+		for j := range p.slices {
+			lo, hi, sub := p.slice(j)
+			for _, id := range ids {
+				if sh := reg.shard(id); sh >= lo && sh < hi && reg.subKey(id, p.m) == sub {
+					seen[id]++
+				}
 			}
 		}
-		for i, n := range seen {
-			require.Equal(t, 1, n, "%s: shard %d", interval, i)
+		for _, id := range ids {
+			require.Equal(t, 1, seen[id], "%s: %s", interval, id)
 		}
 	}
 }

@@ -197,18 +197,22 @@ func (h *Hub) connectionsChanged() {
 func (h *Hub) heartbeatLoop(ctx context.Context) {
 	// One slice of the sockets per tick (see spreadTick): each is pinged
 	// once per Heartbeat, the node never pings them all at once.
-	k, every := spread(h.cfg.Heartbeat)
-	t := time.NewTicker(every)
+	p := planSpread(h.cfg.Heartbeat)
+	t := time.NewTicker(p.every)
 	defer t.Stop()
 	ping := pingFrame()
-	for j := 0; ; j = (j + 1) % k {
+	for j := 0; ; j = (j + 1) % p.slices {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		now := time.Now().UnixNano()
-		for _, c := range h.reg.allIn(shardRange(j, k)) {
+		lo, hi, sub := p.slice(j)
+		for _, c := range h.reg.allIn(lo, hi) {
+			if c.id%uint64(p.m) != uint64(sub) {
+				continue
+			}
 			if c.pingedAt != 0 && c.lastSeen.Load() < c.pingedAt {
 				c.kill(DisconnectHeartbeat)
 				continue

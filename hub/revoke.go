@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -227,23 +228,44 @@ func (h *Hub) evictLocal(userID, m string) {
 	}
 }
 
-// spreadTick is the period at which the sweep and the heartbeat each do a
-// slice of their work: every session (socket) still gets its check (ping)
-// once per interval, but a node never does all of it at once — 10,000
-// Redis reads or pings in one go held a shared core for tens of ms, in
-// front of the revocations that arrived meanwhile.
-const spreadTick = time.Second
+// spreadTick is the least period at which the sweep and the heartbeat each
+// do a slice of their work: every session (socket) still gets its check
+// (ping) once per interval, but a node never does all of it at once. A full
+// heartbeat round is a write and a pong read per socket, a full sweep a
+// Redis read per session; on a core shared by three nodes, revocations
+// arriving meanwhile waited behind them. Slices of ~100 ms keep each one
+// to a few dozen sockets.
+const spreadTick = 100 * time.Millisecond
 
-// spread returns how many ticks one interval is spread over (1..numShards)
-// and the tick period.
-func spread(interval time.Duration) (int, time.Duration) {
-	k := max(1, min(numShards, int(interval/spreadTick)))
-	return k, interval / time.Duration(k)
+// spreadPlan cuts one interval into slices: slice j covers the registry's
+// session shards [lo, hi) and, within them, the items whose sub-key is
+// sub mod m (m > 1 only when there are more slices than shards).
+type spreadPlan struct {
+	slices, m int
+	every     time.Duration
 }
 
-// shardRange is the registry shards of slice j of k.
-func shardRange(j, k int) (lo, hi int) {
-	return j * numShards / k, (j + 1) * numShards / k
+func planSpread(interval time.Duration) spreadPlan {
+	k := max(1, int(interval/spreadTick))
+	ranges := min(k, numShards)
+	m := max(1, k/numShards)
+	return spreadPlan{slices: ranges * m, m: m, every: interval / time.Duration(ranges*m)}
+}
+
+// slice returns the shard range and sub-key of slice j.
+func (p spreadPlan) slice(j int) (lo, hi, sub int) {
+	ranges := p.slices / p.m
+	r := j / p.m
+	return r * numShards / ranges, (r + 1) * numShards / ranges, j % p.m
+}
+
+// subKey of a session id, independent of its shard (the shard uses the low
+// bits of the same hash).
+func (r *registry) subKey(id string, m int) int {
+	if m == 1 {
+		return 0
+	}
+	return int((maphash.String(r.seed, id) >> 8) % uint64(m))
 }
 
 // sweepLoop re-checks every live session once per SweepInterval, one slice
@@ -251,20 +273,25 @@ func shardRange(j, k int) (lo, hi int) {
 // exactly once per interval), and all of them at once after the control
 // link reconnects.
 func (h *Hub) sweepLoop(ctx context.Context) {
-	k, every := spread(h.cfg.SweepInterval)
-	t := time.NewTicker(every)
+	p := planSpread(h.cfg.SweepInterval)
+	t := time.NewTicker(p.every)
 	defer t.Stop()
 	lastPrune := time.Now()
-	for j := 0; ; j = (j + 1) % k {
-		lo, hi := shardRange(j, k)
+	for j := 0; ; j = (j + 1) % p.slices {
+		lo, hi, sub := p.slice(j)
+		m := p.m
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-h.reconcileKick:
-			lo, hi = 0, numShards
+			lo, hi, m = 0, numShards, 1
 		}
-		if err := h.reconcile(ctx, h.reg.sessionIDsIn(lo, hi)); err != nil && ctx.Err() == nil {
+		ids := h.reg.sessionIDsIn(lo, hi)
+		if m > 1 {
+			ids = slices.DeleteFunc(ids, func(id string) bool { return h.reg.subKey(id, m) != sub })
+		}
+		if err := h.reconcile(ctx, ids); err != nil && ctx.Err() == nil {
 			h.log.Warn("hub: session sweep incomplete", "err", err)
 		}
 		if time.Since(lastPrune) >= h.cfg.SweepInterval {
