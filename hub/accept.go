@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,7 +65,9 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 
 	c := &conn{h: h, id: h.nextID.Add(1), ident: ident, from: fromOf(ident), handshake: start}
 	c.writeFn = c.writeLoop
-	c.lastSeen.Store(start)
+	// A socket still in its handshake has had no ping to answer: the
+	// heartbeat never cuts it (it is counted alive from the welcome on).
+	c.lastSeen.Store(math.MaxInt64)
 	hj := &hijacker{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
@@ -110,6 +113,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		c.closeWith(DisconnectGoingAway, 0)
 	}
+	c.lastSeen.Store(time.Now().UnixNano())
 	h.writers.Add(1)
 	go c.writeFn()
 	go c.readLoop()

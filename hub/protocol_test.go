@@ -211,7 +211,9 @@ func TestDrainClosesWith1001(t *testing.T) {
 
 func TestHeartbeatClosesDeadPeers(t *testing.T) {
 	t.Parallel()
-	n, auth := redisNode(t, func(c *Config) { c.Heartbeat = 30 * time.Millisecond })
+	// 100 ms: the reading client's pong must come back within one beat,
+	// which a loaded -race run could miss at 30 ms.
+	n, auth := redisNode(t, func(c *Config) { c.Heartbeat = 100 * time.Millisecond })
 	alive := dial(t, n, auth.token("u1", "S1"))
 	// A reading client answers pings; a silent one (never reads) does not.
 	go func() {
