@@ -45,7 +45,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, accountResponse{User: view, Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken})
+	writeAccount(w, http.StatusOK, &accountResponse{User: view, Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken})
 }
 
 // handleListSessions serves GET /sessions: the caller's live sessions
