@@ -272,7 +272,10 @@ func (s *Store) restore(ctx context.Context, id string, hotUp bool) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Session), nil
+	// Callers that joined the flight share its result, and Authenticate's
+	// Touch updates a session in place: each caller gets its own copy.
+	cp := *v.(*Session)
+	return &cp, nil
 }
 
 // Touch slides sess's idle expiry (capped by the absolute lifetime) in the
