@@ -257,17 +257,46 @@ func methodLabel(m string) string {
 // carries (cookie or "Authorization: Session"), when it has the shape of
 // one. It is what the client presented, not proof of a live session.
 func presentedSessionID(r *http.Request) string {
-	raw := ""
-	if c, err := r.Cookie(auth.CookieName); err == nil {
-		raw = c.Value
-	} else if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Session "); ok {
-		raw = v
+	raw, ok := sessionCookie(r.Header["Cookie"])
+	if !ok {
+		raw, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Session ")
 	}
 	id, _, _ := strings.Cut(raw, ".")
 	if !sessions.ValidID(id) {
 		return ""
 	}
 	return id
+}
+
+// sessionCookie finds the session cookie's value in Cookie header lines as
+// r.Cookie(auth.CookieName) does (first well-formed one; quotes stripped),
+// without parsing every cookie into a slice: it runs on every request.
+func sessionCookie(lines []string) (string, bool) {
+	for _, line := range lines {
+		for part := range strings.SplitSeq(line, ";") {
+			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name != auth.CookieName {
+				continue
+			}
+			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			if validCookieValue(val) {
+				return val, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validCookieValue is net/http's test of a cookie value's bytes.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeJSONError writes API.md's error body.

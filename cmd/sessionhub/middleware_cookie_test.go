@@ -1,0 +1,46 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sessionhub/sessionhub/auth"
+)
+
+// TestSessionCookieMatchesNetHTTP: the access log's cookie scan finds what
+// r.Cookie finds, on well-formed, quoted, duplicated and broken headers.
+func TestSessionCookieMatchesNetHTTP(t *testing.T) {
+	t.Parallel()
+	n := auth.CookieName
+	cases := [][]string{
+		nil,
+		{""},
+		{n + "=abc.def"},
+		{"a=1; " + n + "=abc.def; b=2"},
+		{"a=1", n + "=second"},
+		{n + "=first; " + n + "=second"},
+		{n + `="quoted"`},
+		{n + `="bad"quote"`},
+		{n + "=bad\\slash; " + n + "=good"},
+		{n + "=; other=x"},
+		{n + "x=nope; " + n + "=yes"},
+		{"  " + n + "=spaced  ; z=1"},
+		{n},
+		{"=" + n},
+		{n + "=a=b=c"},
+	}
+	for _, lines := range cases {
+		r := &http.Request{Header: http.Header{}}
+		if lines != nil {
+			r.Header["Cookie"] = lines
+		}
+		want, err := r.Cookie(n)
+		got, ok := sessionCookie(lines)
+		require.Equal(t, err == nil, ok, "%q", lines)
+		if ok {
+			require.Equal(t, want.Value, got, "%q", lines)
+		}
+	}
+}
