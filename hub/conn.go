@@ -344,33 +344,36 @@ func (c *conn) finish() {
 	}
 }
 
-// rateLimit is a per-socket fixed-window counter of client messages.
+// rateLimit is a per-socket token bucket of client messages (GCRA: one
+// theoretical arrival time, no allocation): a burst of ratePerSecond, then
+// ratePerSecond a second. Unlike a fixed one-second window it has no
+// boundary to straddle: 150 messages sent back to back are always over
+// the limit, whichever second they start in.
 type rateLimit struct {
-	window  int64 // unix second
-	count   int
+	tat     int64 // theoretical arrival time, unix nanoseconds
 	strikes int
 }
 
 // Rate limits, each with why.
 const (
 	ratePerSecond = 100 // API.md
-	// floodStrikes refused messages in a row of over-limit windows is a
-	// client that ignores rate_limited errors: it is closed with 1008.
+	rateInterval  = int64(time.Second) / ratePerSecond
+	// floodStrikes refused messages with no pause long enough to refill
+	// the bucket is a client that ignores rate_limited errors: it is
+	// closed with 1008.
 	floodStrikes = 200
 )
 
 // allow counts one message; it returns false when over the limit and
 // flood once the client keeps going.
 func (r *rateLimit) allow(now time.Time) (ok, flood bool) {
-	sec := now.Unix()
-	if sec != r.window {
-		if r.count <= ratePerSecond {
-			r.strikes = 0
-		}
-		r.window, r.count = sec, 0
+	n := now.UnixNano()
+	if r.tat <= n {
+		// The bucket is full again: the client paused; forget strikes.
+		r.tat, r.strikes = n, 0
 	}
-	r.count++
-	if r.count <= ratePerSecond {
+	if r.tat-n <= int64(time.Second)-rateInterval {
+		r.tat += rateInterval
 		return true, false
 	}
 	r.strikes++

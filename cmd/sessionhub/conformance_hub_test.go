@@ -206,9 +206,11 @@ func confWSLimits(t *testing.T, c *confClient) {
 	code, _ = c.closed(ws)
 	require.Equal(t, websocket.StatusInvalidFramePayloadData, code)
 
-	// Over 100 messages per second: rate_limited errors.
+	// Over 100 messages per second: rate_limited errors (250 back to back
+	// are over a bucket of 100 refilled at 100/s unless sending them takes
+	// 1.5 s).
 	ws, _ = c.ws(jwt)
-	for i := range 150 {
+	for i := range 250 {
 		c.send(ws, map[string]any{"type": "subscribe", "channel": "user:" + a.userID, "id": i})
 	}
 	c.await(ws, "rate_limited", func(m map[string]any) bool { return m["type"] == "error" && m["error"] == "rate_limited" })
