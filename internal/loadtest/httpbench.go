@@ -88,6 +88,12 @@ func HTTP(ctx context.Context, o Options, sessions, conns int, dur time.Duration
 		if okN > 0 {
 			res.add(phase+" server CPU per request", round((Sum(after).CPU-Sum(before).CPU)/float64(okN)*1e6, 1), "µs")
 		}
+		if n := codes[http.StatusTooManyRequests]; n > 0 {
+			// POST /session/token allows 60 a minute per session (API.md):
+			// past that the phase measures refusals, and the CPU per 200
+			// carries their cost. Not a server fault; the pool is too small.
+			res.add(phase+" refused 429 (per-session limit; use more --sessions)", n, "")
+		}
 	}
 	return res, nil
 }
