@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -108,8 +110,10 @@ func (a *pgAuditor) Record(_ context.Context, e AuditEvent) error {
 }
 
 // flush writes one group, starting the next one as soon as this one's
-// round trip is done. When a group fails, each of its events is written
-// alone, so one bad event never loses the others.
+// round trip is done. When Postgres refuses the group's statement (a bad
+// event), each of its events is written alone, so one bad event never
+// loses the others; an unreachable or hung Postgres fails the group at
+// once, never one pgTimeout per member in a row.
 func (a *pgAuditor) flush() {
 	a.mu.Lock()
 	n := min(len(a.queue), maxAuditGroup)
@@ -127,7 +131,8 @@ func (a *pgAuditor) flush() {
 		a.busy = false
 	}
 	a.mu.Unlock()
-	if err != nil && len(group) > 1 {
+	var refused *pgconn.PgError
+	if len(group) > 1 && errors.As(err, &refused) {
 		for _, c := range group {
 			c.done <- a.insert([]*auditCall{c})
 		}
