@@ -12,6 +12,12 @@ import (
 // one broadcast pass sends together (one write per socket).
 const passGather = 16 << 10
 
+// maxQueuedBytes bounds the frames waiting for a pass. Past it send blocks
+// its caller (the broker's receive loop), as a broadcast run on the caller
+// did: Redis then buffers, up to its pub/sub output limit, instead of this
+// node's memory growing when passes fall behind.
+const maxQueuedBytes = 32 << 20
+
 // broadcaster runs channel broadcasts off the broker's receive goroutine:
 // message hands it the channel and the encoded frame, and one goroutine
 // makes a pass over the channel's subscribers per message (registry
@@ -27,10 +33,12 @@ type broadcaster struct {
 	took prometheus.Observer // arrival → end of the pass, per message
 
 	mu      sync.Mutex
+	room    sync.Cond // signalled when queued shrinks or running ends
 	wake    chan struct{}
 	running bool
 	busy    bool
 	jobs    []bjob
+	queued  int // bytes of jobs' frames
 }
 
 type bjob struct {
@@ -40,18 +48,25 @@ type bjob struct {
 }
 
 func newBroadcaster(reg *registry, out prometheus.Counter, took prometheus.Observer) *broadcaster {
-	return &broadcaster{reg: reg, out: out, took: took, wake: make(chan struct{}, 1)}
+	b := &broadcaster{reg: reg, out: out, took: took, wake: make(chan struct{}, 1)}
+	b.room.L = &b.mu
+	return b
 }
 
 // send hands a broadcast to the running broadcaster; false means none runs
 // (the caller broadcasts itself).
 func (b *broadcaster) send(channel string, frame []byte) bool {
+	at := time.Now().UnixNano()
 	b.mu.Lock()
+	for b.running && b.queued > 0 && b.queued+len(frame) > maxQueuedBytes {
+		b.room.Wait()
+	}
 	if !b.running {
 		b.mu.Unlock()
 		return false
 	}
-	b.jobs = append(b.jobs, bjob{channel, frame, time.Now().UnixNano()})
+	b.jobs = append(b.jobs, bjob{channel, frame, at})
+	b.queued += len(frame)
 	first := len(b.jobs) == 1
 	b.mu.Unlock()
 	if first {
@@ -88,7 +103,9 @@ func (b *broadcaster) run(ctx context.Context) {
 			b.running = false
 		}
 		jobs, b.jobs = b.jobs, jobs[:0]
+		b.queued = 0
 		b.busy = len(jobs) > 0
+		b.room.Broadcast()
 		b.mu.Unlock()
 		b.pass(jobs)
 		clear(jobs)
