@@ -206,16 +206,22 @@ func (s *Store) deliverAll(ctx context.Context, ps []pendingRevocation) ([]pendi
 		}
 		return nil, nil
 	}
-	ds := make([]Delivery, len(ps))
-	for i, p := range ps {
-		ds[i] = Delivery{UserID: p.userID, Event: p.event}
-		if !p.hotOK {
-			ds[i].IDs = p.ids
+	// In chunks, each its own round trip under its own HotTimeout, stopping
+	// at the first that fails: a long retry queue after an outage makes
+	// progress chunk by chunk instead of timing out as one pipeline.
+	for start := 0; start < len(ps); start += maxRevokeBatch {
+		chunk := ps[start:min(start+maxRevokeBatch, len(ps))]
+		ds := make([]Delivery, len(chunk))
+		for i, p := range chunk {
+			ds[i] = Delivery{UserID: p.userID, Event: p.event}
+			if !p.hotOK {
+				ds[i].IDs = p.ids
+			}
 		}
-	}
-	err := s.hotDo(ctx, func(ctx context.Context) error { return bd.DeliverRevocations(ctx, ds) })
-	if err != nil {
-		return ps, err
+		err := s.hotDo(ctx, func(ctx context.Context) error { return bd.DeliverRevocations(ctx, ds) })
+		if err != nil {
+			return ps[start:], err
+		}
 	}
 	return nil, nil
 }
