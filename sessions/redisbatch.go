@@ -164,17 +164,35 @@ func roundContext(ops []*hotOp) (context.Context, context.CancelFunc) {
 // round sends every op in one pipeline (scripts by SHA, then by body for
 // the members Redis lacks the script for) and answers each op.
 func (b *hotBatch) round(ops []*hotOp) {
+	// A member whose request gave up (Redis slow or down) is answered with
+	// its own error and not sent: a recovering Redis works only for
+	// requests still waiting.
+	live := ops[:0]
+	for _, op := range ops {
+		if err := op.ctx.Err(); err != nil {
+			op.err = err
+			op.done <- struct{}{}
+			continue
+		}
+		live = append(live, op)
+	}
+	if ops = live; len(ops) == 0 {
+		return
+	}
 	ctx, cancel := roundContext(ops)
 	defer cancel()
-	err := b.pipelined(ctx, ops, true)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	// The pipeline's error is its first failing command's: a member's
+	// NOSCRIPT is found by its own command, whatever failed before it.
+	if err := b.pipelined(ctx, ops, true); err != nil {
 		var again []*hotOp
 		for _, op := range ops {
-			if !op.get && redis.HasErrorPrefix(op.cmd.Err(), "NOSCRIPT") {
+			if !op.get && op.cmd != nil && redis.HasErrorPrefix(op.cmd.Err(), "NOSCRIPT") {
 				again = append(again, op)
 			}
 		}
-		_ = b.pipelined(ctx, again, false)
+		if len(again) > 0 {
+			_ = b.pipelined(ctx, again, false)
+		}
 	}
 	for _, op := range ops {
 		op.sess, op.err = b.answer(op)
