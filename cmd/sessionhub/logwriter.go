@@ -42,7 +42,8 @@ func (l *logWriter) Write(p []byte) (int, error) {
 	}
 	if l.closed {
 		l.mu.Unlock()
-		return l.w.Write(p) // after Close: straight through
+		<-l.done // the last lines first, then this one straight through
+		return l.w.Write(p)
 	}
 	l.buf = append(l.buf, p...)
 	select { // under mu: Close cannot have closed kick

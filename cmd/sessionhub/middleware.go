@@ -259,7 +259,9 @@ func methodLabel(m string) string {
 func presentedSessionID(r *http.Request) string {
 	raw, ok := sessionCookie(r.Header["Cookie"])
 	if !ok {
-		raw, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Session ")
+		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Session "); ok {
+			raw = v
+		}
 	}
 	id, _, _ := strings.Cut(raw, ".")
 	if !sessions.ValidID(id) {

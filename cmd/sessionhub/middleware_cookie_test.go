@@ -2,11 +2,13 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionhub/sessionhub/auth"
+	"github.com/sessionhub/sessionhub/sessions"
 )
 
 // TestSessionCookieMatchesNetHTTP: the access log's cookie scan finds what
@@ -42,5 +44,25 @@ func TestSessionCookieMatchesNetHTTP(t *testing.T) {
 		if ok {
 			require.Equal(t, want.Value, got, "%q", lines)
 		}
+	}
+}
+
+// TestPresentedSessionID: the access log's session id comes from the
+// cookie or a "Session" authorization only, never from another scheme.
+func TestPresentedSessionID(t *testing.T) {
+	t.Parallel()
+	tok := sessions.NewToken().String()
+	id, _, _ := strings.Cut(tok, ".")
+	for _, c := range []struct {
+		header, value, want string
+	}{
+		{"Cookie", auth.CookieName + "=" + tok, id},
+		{"Authorization", "Session " + tok, id},
+		{"Authorization", tok, ""},
+		{"Authorization", "Bearer " + tok, ""},
+		{"Authorization", "Session not-a-token", ""},
+	} {
+		r := &http.Request{Header: http.Header{c.header: {c.value}}}
+		require.Equal(t, c.want, presentedSessionID(r), "%s: %s", c.header, c.value)
 	}
 }
