@@ -132,6 +132,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	wg.Wait()
+	h.stopAcks()
 	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = h.br.Leave(lctx, h.cfg.NodeID)

@@ -111,9 +111,11 @@ func (h *Hub) HandleRevocation(payload []byte) {
 // revocation per node).
 // It also keeps the list of live nodes that Acknowledge waits for.
 type acker struct {
-	mu    sync.Mutex
-	busy  bool
-	queue []pubMsg
+	mu      sync.Mutex
+	busy    bool
+	queue   []pubMsg
+	stopped bool           // Run has ended: acks are dropped
+	sends   sync.WaitGroup // the running sendAcks; Run waits for it
 
 	nodesMu sync.Mutex
 	nodesAt time.Time
@@ -138,13 +140,28 @@ func (h *Hub) queueAck(requestID string, closed int) {
 	b, _ := json.Marshal(ack{Node: h.cfg.NodeID, Closed: closed})
 	a := &h.acks
 	a.mu.Lock()
+	if a.stopped { // a node that has stopped acknowledges nothing
+		a.mu.Unlock()
+		return
+	}
 	a.queue = append(a.queue, pubMsg{"acks:" + requestID, b})
 	lead := !a.busy
 	a.busy = true
+	if lead {
+		a.sends.Add(1) // under mu, so never after stop's Wait began
+	}
 	a.mu.Unlock()
 	if lead {
-		go h.sendAcks()
+		go func() { defer a.sends.Done(); h.sendAcks() }()
 	}
+}
+
+// stopAcks drops acks from now on and waits for the batch being sent.
+func (h *Hub) stopAcks() {
+	h.acks.mu.Lock()
+	h.acks.stopped = true
+	h.acks.mu.Unlock()
+	h.acks.sends.Wait()
 }
 
 func (h *Hub) sendAcks() {
