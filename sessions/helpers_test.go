@@ -344,3 +344,20 @@ func create(t testing.TB, b *bundle, userID string) (*sessions.Session, sessions
 	require.NoError(t, err)
 	return s, tok
 }
+
+// outagePrefix is the Redis key prefix of newOutageBundle's store.
+const outagePrefix = "sh:"
+
+// newOutageBundle is a Redis+Postgres store on a private redis-server
+// reached through a proxy the test can cut (proxy.Down/Up), plus a direct
+// client to that server for checking what Redis holds meanwhile.
+func newOutageBundle(t *testing.T) (*bundle, *redis.Client, *tcpProxy) {
+	t.Helper()
+	srv := testenv.StartRedis(t)
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { direct.Close() })
+	proxy := newTCPProxy(t, srv.Addr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.addr, MaxRetries: -1})
+	t.Cleanup(func() { viaProxy.Close() })
+	return newRedisPostgresBundle(t, sessions.Config{}, viaProxy, outagePrefix, testenv.Postgres(t)), direct, proxy
+}

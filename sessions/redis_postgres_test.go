@@ -459,19 +459,12 @@ func silentServer(t *testing.T) string {
 func TestRevocationDeliveredAfterRedisOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := testenv.StartRedis(t)
-	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { direct.Close() })
-	proxy := newTCPProxy(t, srv.Addr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.addr, MaxRetries: -1})
-	t.Cleanup(func() { viaProxy.Close() })
-	const prefix = "sh:"
-	b := newRedisPostgresBundle(t, sessions.Config{}, viaProxy, prefix, testenv.Postgres(t))
+	b, direct, proxy := newOutageBundle(t)
 	u1, u2 := b.newUser(t), b.newUser(t)
 	s1, tok1 := create(t, b, u1)
 	s2, _ := create(t, b, u2)
 	s3, _ := create(t, b, u2)
-	events := subscribe(t, direct, prefix+sessions.RevocationChannel)
+	events := subscribe(t, direct, outagePrefix+sessions.RevocationChannel)
 
 	proxy.Down()
 	_, err := b.store.Revoke(ctx, s1.ID, sessions.Revocation{Reason: sessions.ReasonLogout})
@@ -482,7 +475,7 @@ func TestRevocationDeliveredAfterRedisOutage(t *testing.T) {
 	_, err = b.store.Authenticate(ctx, tok1.String())
 	require.ErrorIs(t, err, sessions.ErrNotFound, "this node refuses it at once")
 	for _, id := range []string{s1.ID, s2.ID, s3.ID} {
-		require.EqualValues(t, 1, direct.Exists(ctx, prefix+"sess:"+id).Val(), "Redis still holds the stale copy")
+		require.EqualValues(t, 1, direct.Exists(ctx, outagePrefix+"sess:"+id).Val(), "Redis still holds the stale copy")
 	}
 	noEvent(t, events)
 
@@ -497,9 +490,9 @@ func TestRevocationDeliveredAfterRedisOutage(t *testing.T) {
 	require.Equal(t, u2, got["user"]["user_id"])
 	require.Equal(t, "logout_all", got["user"]["reason"])
 	for _, id := range []string{s1.ID, s2.ID, s3.ID} {
-		require.Zero(t, direct.Exists(ctx, prefix+"sess:"+id).Val(), "the hot delete ran before the event")
+		require.Zero(t, direct.Exists(ctx, outagePrefix+"sess:"+id).Val(), "the hot delete ran before the event")
 	}
-	require.Empty(t, direct.SMembers(ctx, prefix+"user:"+u2+":sess").Val())
+	require.Empty(t, direct.SMembers(ctx, outagePrefix+"user:"+u2+":sess").Val())
 }
 
 // TestPostgresErrors: a missing row is ErrNotFound and a bad statement is

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionhub/sessionhub/internal/testenv"
@@ -135,12 +134,7 @@ func TestRevokeGroupCommit(t *testing.T) {
 	events := memEvents(t, mem)
 	ctx := context.Background()
 	user := newUUID()
-	var ids []string
-	for range 12 {
-		s, _, err := store.Create(ctx, sessions.NewSession{UserID: user, Kind: sessions.KindService})
-		require.NoError(t, err)
-		ids = append(ids, s.ID)
-	}
+	ids := createServiceSessions(t, store, user, 12)
 	_, err := store.Revoke(ctx, ids[11], sessions.Revocation{Reason: sessions.ReasonLogout})
 	require.NoError(t, err)
 
@@ -196,12 +190,7 @@ func TestRevokeGroupFailure(t *testing.T) {
 	events := memEvents(t, mem)
 	ctx := context.Background()
 	user := newUUID()
-	var ids []string
-	for range 8 {
-		s, _, err := store.Create(ctx, sessions.NewSession{UserID: user, Kind: sessions.KindService})
-		require.NoError(t, err)
-		ids = append(ids, s.ID)
-	}
+	ids := createServiceSessions(t, store, user, 8)
 
 	gate := g.hold()
 	first := revokeAll(t, store, ids[:1], 0)
@@ -241,14 +230,7 @@ func TestRevokeGroupFailure(t *testing.T) {
 func TestRevokeGroupRedisDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := testenv.StartRedis(t)
-	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { direct.Close() })
-	proxy := newTCPProxy(t, srv.Addr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.addr, MaxRetries: -1})
-	t.Cleanup(func() { viaProxy.Close() })
-	const prefix = "sh:"
-	b := newRedisPostgresBundle(t, sessions.Config{}, viaProxy, prefix, testenv.Postgres(t))
+	b, direct, proxy := newOutageBundle(t)
 	user := b.newUser(t)
 	var ids []string
 	var toks []sessions.Token
@@ -256,7 +238,7 @@ func TestRevokeGroupRedisDown(t *testing.T) {
 		s, tok := create(t, b, user)
 		ids, toks = append(ids, s.ID), append(toks, tok)
 	}
-	events := subscribe(t, direct, prefix+sessions.RevocationChannel)
+	events := subscribe(t, direct, outagePrefix+sessions.RevocationChannel)
 
 	proxy.Down()
 	var wg sync.WaitGroup
@@ -274,7 +256,7 @@ func TestRevokeGroupRedisDown(t *testing.T) {
 		require.False(t, b.durableRow(t, id).RevokedAt.IsZero())
 		_, err := b.store.Authenticate(ctx, toks[i].String())
 		require.ErrorIs(t, err, sessions.ErrNotFound, "this node refuses it at once")
-		require.EqualValues(t, 1, direct.Exists(ctx, prefix+"sess:"+id).Val(), "Redis still holds the stale copy")
+		require.EqualValues(t, 1, direct.Exists(ctx, outagePrefix+"sess:"+id).Val(), "Redis still holds the stale copy")
 	}
 	noEvent(t, events)
 
@@ -284,12 +266,12 @@ func TestRevokeGroupRedisDown(t *testing.T) {
 		ev := nextEvent(t, events)
 		require.Equal(t, "session", ev["kind"])
 		seen[ev["session_id"].(string)] = true
-		require.Zero(t, direct.Exists(ctx, prefix+"sess:"+ev["session_id"].(string)).Val(), "the hot delete ran before the event")
+		require.Zero(t, direct.Exists(ctx, outagePrefix+"sess:"+ev["session_id"].(string)).Val(), "the hot delete ran before the event")
 	}
 	for _, id := range ids {
 		require.True(t, seen[id])
 	}
-	require.Empty(t, direct.SMembers(ctx, prefix+"user:"+user+":sess").Val())
+	require.Empty(t, direct.SMembers(ctx, outagePrefix+"user:"+user+":sess").Val())
 }
 
 // TestRevokeManyPostgres: the durable group statement revokes the unrevoked
@@ -331,4 +313,17 @@ func TestRevokeManyPostgres(t *testing.T) {
 	none, err := pg.RevokeMany(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+// createServiceSessions creates n service sessions of user and returns
+// their ids.
+func createServiceSessions(t *testing.T, store *sessions.Store, user string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		s, _, err := store.Create(context.Background(), sessions.NewSession{UserID: user, Kind: sessions.KindService})
+		require.NoError(t, err)
+		ids[i] = s.ID
+	}
+	return ids
 }
