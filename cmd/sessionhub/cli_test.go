@@ -130,6 +130,7 @@ func TestCLIMigrateAndUsers(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.NotEmpty(t, s.waitLogLine(`"route":"/session/token"`), "the access log has the request")
 	require.NotContains(t, s.logs.String(), tok.Secret, "the access log holds no secret")
 
 	stdout, stderr, code = cli(t, env, "", "session", "revoke", tok.ID)

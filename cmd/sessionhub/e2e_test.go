@@ -137,6 +137,19 @@ func (s *server) logLine(substr string) string {
 	return ""
 }
 
+// waitLogLine is logLine for lines the asynchronous access log writes: it
+// waits up to ten seconds for the line to appear.
+func (s *server) waitLogLine(substr string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		line := s.logLine(substr)
+		if line != "" || time.Now().After(deadline) {
+			return line
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (s *server) get(path string) (int, string) {
 	s.t.Helper()
 	resp, err := s.client.Get(s.url + path)
@@ -195,7 +208,7 @@ func TestServeMemory(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	require.Equal(t, "req-123", resp.Header.Get("X-Request-Id"))
-	line := s.logLine("request_id=req-123")
+	line := s.waitLogLine("request_id=req-123")
 	require.NotEmpty(t, line, s.logs.String())
 	require.Contains(t, line, "route=/session")
 	require.Contains(t, line, "status=401")

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -53,10 +52,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	// Make sure the /ws line has landed (its handler returns after the
 	// upgrade, not at close), then stop the node so that the shutdown lines
 	// are in the log too.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.logLine(`"route":"/ws"`) == "" && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitLogLine(`"route":"/ws"`)
 	require.NoError(t, s.shutdown())
 	logs := s.logs.String()
 
