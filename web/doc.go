@@ -7,12 +7,15 @@
 // API route: it answers only the paths it knows (see routes in handler.go)
 // and 404 for everything else.
 //
-// The pages are plain HTML, CSS and ES modules. They hold no secret anywhere
-// but in memory: the session rides the HttpOnly cookie, the CSRF token is
-// fetched from GET /session on every page load and kept in a closure, and the
-// socket JWT lives only as long as the handshake that uses it. A strict
-// Content-Security-Policy (no inline script or style, Trusted Types) backs
-// this up.
+// The pages are HTML, CSS and ES modules. Each page under pages/ is an
+// html/template that takes the pieces it shares with the others (the head,
+// the top bar, the dialog and toasts) from pages/layout.html; Handler renders
+// them once, so a request serves fixed bytes. The pages hold no secret
+// anywhere but in memory: the session rides the HttpOnly cookie, the CSRF
+// token is fetched from GET /session on every page load and kept in a
+// closure, and the socket JWT lives only as long as the handshake that uses
+// it. A strict Content-Security-Policy (no inline script or style, Trusted
+// Types) backs this up.
 //
 // web imports only the standard library.
 package web

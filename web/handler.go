@@ -6,9 +6,12 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -105,12 +108,11 @@ func Handler(cfg Config) http.Handler {
 	h.version = hex.EncodeToString(sum.Sum(nil))[:12]
 	h.assets["sessionhub.js"] = h.client
 
-	prefix := []byte(`"/assets/` + h.version + `/`)
+	pages := renderPages(h.version)
 	for route, page := range pageRoutes() {
-		body := bytes.ReplaceAll(mustRead("pages/"+page), []byte(`"/assets/`), prefix)
-		h.pages[route] = newAsset(page, body)
+		h.pages[route] = pages[page]
 	}
-	h.notHTML = newAsset("404.html", bytes.ReplaceAll(mustRead("pages/404.html"), []byte(`"/assets/`), prefix))
+	h.notHTML = pages[notFoundPage]
 
 	conf, _ := json.Marshal(struct {
 		GoogleEnabled bool `json:"google_enabled"`
@@ -118,6 +120,34 @@ func Handler(cfg Config) http.Handler {
 	h.config = newAsset("config.json", conf)
 	h.robots = newAsset("robots.txt", []byte("User-agent: *\nDisallow: /\n"))
 	return h
+}
+
+// notFoundPage is the page of pages/ that answers 404 to browsers.
+const notFoundPage = "404.html"
+
+// renderPages executes each page of pages/ with the pieces it shares with
+// the others (pages/layout.html) and points its asset URLs under
+// /assets/<version>/. It runs once, when the handler is built: a request
+// only copies the bytes, and each page's ETag is that of its final bytes.
+func renderPages(version string) map[string]*asset {
+	tmpl, err := template.ParseFS(files, "pages/*.html")
+	if err != nil {
+		// Like a missing file (mustRead): a build mistake every test catches.
+		panic("web: pages: " + err.Error())
+	}
+	prefix := []byte(`"/assets/` + version + `/`)
+	out := make(map[string]*asset)
+	for _, page := range append(slices.Collect(maps.Values(pageRoutes())), notFoundPage) {
+		if out[page] != nil {
+			continue // a page with more than one route
+		}
+		var b bytes.Buffer
+		if err := tmpl.ExecuteTemplate(&b, page, nil); err != nil {
+			panic("web: page " + page + ": " + err.Error())
+		}
+		out[page] = newAsset(page, bytes.ReplaceAll(b.Bytes(), []byte(`"/assets/`), prefix))
+	}
+	return out
 }
 
 func mustRead(name string) []byte {

@@ -65,6 +65,89 @@ func TestPagesServedWithSecurityHeaders(t *testing.T) {
 	}
 }
 
+// TestPagesCarryTheSharedLayout checks, in every page as served, the pieces
+// it takes from pages/layout.html: the head (its own title, the stylesheet,
+// the favicon, then its module script and nothing else) and, on the
+// signed-in pages, the top bar and the dialog and toasts the scripts fill
+// in. A partial that is broken, missing or called in the wrong place fails
+// here, not only in a browser.
+func TestPagesCarryTheSharedLayout(t *testing.T) {
+	t.Parallel()
+	h := Handler(Config{}).(*handler)
+	v := "/assets/" + h.version + "/"
+	head := `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="color-scheme" content="light dark">
+  <link rel="icon" href="` + v + `favicon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="` + v + `app.css">
+  <title>`
+	topbar := []string{
+		`<a class="skip-link" href="#main">Skip to content</a>`, `<header class="topbar">`,
+		`<a href="/">My devices</a>`, `<a href="/live">Live</a>`, `<a href="/console" hidden>Admin</a>`,
+		`id="live-pill"`, `id="account-initial"`, `id="account-name"`, `id="account-email"`,
+		`<button type="button" class="ghost small" id="logout"><svg class="icon" aria-hidden="true"><use href="` + v + `icons.svg#logout"/></svg><span class="btn-label">Log out</span></button>`,
+	}
+	overlays := []string{
+		`<dialog id="confirm" aria-labelledby="confirm-title" aria-describedby="confirm-text">`,
+		`id="confirm-title"`, `id="confirm-text"`, `id="confirm-ok"`, `<div id="toasts" aria-live="polite"></div>`,
+	}
+	scriptTag := regexp.MustCompile(`<script[^>]*>`)
+	for _, tc := range []struct {
+		path, title, script string
+		signedIn            bool
+	}{
+		{"/", "My devices", "devices.js", true},
+		{"/devices", "My devices", "devices.js", true},
+		{"/live", "Live", "live.js", true},
+		{"/console", "Admin console", "console.js", true},
+		{"/login", "Log in", "auth.js", false},
+		{"/signup", "Log in", "auth.js", false},
+		{"/no-such-page", "Page not found", "", false},
+	} {
+		res := serve(t, h, http.MethodGet, tc.path, map[string]string{"Accept": "text/html"})
+		html := body(t, res)
+		require.NotContains(t, html, "{{", tc.path)
+		require.True(t, strings.HasPrefix(html, head), "%s: the shared head, first:\n%s", tc.path, html)
+		require.True(t, strings.HasSuffix(html, "\n</body>\n</html>\n"), tc.path)
+		headEnd := strings.Index(html, "\n</head>\n<body>\n")
+		require.Positive(t, headEnd, tc.path)
+		require.Equal(t, 1, strings.Count(html, "<title>"), tc.path)
+		require.Contains(t, html[:headEnd], "<title>"+tc.title+" · sessionhub</title>", tc.path)
+
+		var want []string
+		if tc.script != "" {
+			want = []string{`<script type="module" src="` + v + tc.script + `">`}
+			require.Contains(t, html[:headEnd], want[0]+"</script>", tc.path)
+		}
+		require.Equal(t, want, scriptTag.FindAllString(html, -1), tc.path)
+
+		mainAt := strings.Index(html, "\n  <main ")
+		mainEnd := strings.Index(html, "\n  </main>\n")
+		require.Positive(t, mainAt, tc.path)
+		require.Greater(t, mainEnd, mainAt, tc.path)
+		for _, piece := range topbar {
+			if !tc.signedIn {
+				require.NotContains(t, html, piece, tc.path)
+				continue
+			}
+			require.Equal(t, 1, strings.Count(html, piece), "%s: %s", tc.path, piece)
+			at := strings.Index(html, piece)
+			require.True(t, at > headEnd && at < mainAt, "%s: %s between <body> and <main>", tc.path, piece)
+		}
+		for _, piece := range overlays {
+			if !tc.signedIn {
+				require.NotContains(t, html, piece, tc.path)
+				continue
+			}
+			require.Equal(t, 1, strings.Count(html, piece), "%s: %s", tc.path, piece)
+			require.Greater(t, strings.Index(html, piece), mainEnd, "%s: %s after </main>", tc.path, piece)
+		}
+	}
+}
+
 // TestNoInlineScriptOrStyle keeps the pages compatible with the CSP: every
 // script is an external module, no element carries a style attribute or an
 // event-handler attribute, and no script builds HTML from strings.
@@ -158,6 +241,7 @@ func TestUnknownPathsAre404(t *testing.T) {
 	t.Parallel()
 	h := Handler(Config{})
 	for _, p := range []string{"/nope", "/assets/", "/assets/x", "/assets/" + "abc/../../handler.go", "/pages/auth.html",
+		"/pages/layout.html", "/layout.html",
 		"/sessionhub.js/", "/console/", "/assets/abc/nope.js", "/assets/abc/def/app.css", "/handler.go", "/.well-known/nope"} {
 		res := serve(t, h, http.MethodGet, p, nil)
 		require.Equal(t, http.StatusNotFound, res.StatusCode, p)
