@@ -9,7 +9,7 @@
 
 import { announce, boot } from "./shell.js";
 import * as api from "./api.js";
-import { $, ago, confirmAction, h, icon, kindLabel, sessionIcon, sessionName, shortId, timeEl, when } from "./dom.js";
+import { $, confirmAction, h, icon, kindLabel, sessionIcon, sessionName, shortId, timeEl, userName } from "./dom.js";
 
 // pageSize is one screenful of users; statsEvery matches the hub's node
 // heartbeat closely enough to see nodes come and go.
@@ -91,7 +91,7 @@ function userRow(u) {
   return h(
     "tr.selectable",
     { dataset: { userId: u.id, email: u.email }, "aria-selected": String(selected === u.id), onclick: open },
-    h("td", null, h("strong", null, u.name || u.email.split("@")[0]), h("span.sub", null, u.email)),
+    h("td", null, h("strong", null, userName(u)), h("span.sub", null, u.email)),
     h("td", null, timeEl(u.created_at)),
     h(
       "td.num",
@@ -115,7 +115,6 @@ async function showUser(u, result) {
   }
   if (selected !== u.id) return; // another user was picked meanwhile
   sessions.sort((a, b) => Date.parse(b.last_seen_at) - Date.parse(a.last_seen_at));
-  const title = u.name || u.email.split("@")[0];
   const parts = [
     h(
       "div.card-head.detail-head",
@@ -123,7 +122,7 @@ async function showUser(u, result) {
       h(
         "div",
         null,
-        h("h2", null, title),
+        h("h2", null, userName(u)),
         h("p", null, u.email, " · ", h("span.mono", { title: u.id }, shortId(u.id))),
       ),
       h(
@@ -256,7 +255,7 @@ async function loadStats() {
           { dataset: { node: n.id } },
           h("td", null, h("span.mono", null, n.id)),
           h("td.num", null, String(n.connections)),
-          h("td", null, h("time", { datetime: n.started_at, title: when(n.started_at) }, ago(n.started_at))),
+          h("td", null, timeEl(n.started_at)),
         ),
       ),
     );

@@ -3,7 +3,7 @@
 
 import { boot, announce } from "./shell.js";
 import { ApiError, config, del, explain, get, post } from "./api.js";
-import { $, ago, confirmAction, h, icon, kindLabel, sessionIcon, sessionName, timeEl, when } from "./dom.js";
+import { $, ago, confirmAction, formStatus, h, icon, kindLabel, sessionIcon, sessionName, timeEl, when } from "./dom.js";
 
 // refreshEvery keeps "last seen" honest without hammering the API.
 const refreshEvery = 30000;
@@ -113,10 +113,7 @@ function wirePassword() {
   const current = $("#current-password");
   const next = $("#new-password");
   const confirm = $("#confirm-password");
-  const say = (text, kind) => {
-    status.textContent = text;
-    status.className = "form-status " + (kind || "");
-  };
+  const say = (text, kind) => formStatus(status, text, kind);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     for (const i of form.querySelectorAll("input")) i.removeAttribute("aria-invalid");

@@ -107,6 +107,20 @@ export function describeAgent(ua) {
   return browser || os || ua.slice(0, 40);
 }
 
+/** The name a user goes by: their name, else their email's local part. */
+export function userName(u) {
+  return u.name || u.email.split("@")[0];
+}
+
+/**
+ * Shows `text` in a form's status line (<p class="form-status">), coloured
+ * by `kind`: "ok", "error", or nothing for progress.
+ */
+export function formStatus(el, text, kind) {
+  el.textContent = text;
+  el.className = "form-status " + (kind || "");
+}
+
 /** Short display form of a long id: "abcd…wxyz". */
 export function shortId(id) {
   return id && id.length > 14 ? id.slice(0, 6) + "…" + id.slice(-4) : id || "";

@@ -3,7 +3,7 @@
 
 import { boot } from "./shell.js";
 import { CLIENT_CODES, HubError } from "./sessionhub.js";
-import { $, h, icon } from "./dom.js";
+import { $, formStatus, h, icon } from "./dom.js";
 
 // maxLog bounds the message list so a chatty channel cannot grow the page
 // without limit.
@@ -106,11 +106,6 @@ function renderChips() {
   chips.replaceChildren(own, ...rest);
 }
 
-function say(el, text, kind) {
-  el.textContent = text;
-  el.className = "form-status " + (kind || "");
-}
-
 function words(err, channel) {
   if (!(err instanceof HubError)) return String(err && err.message ? err.message : err);
   switch (err.code) {
@@ -140,16 +135,16 @@ subForm.addEventListener("submit", async (ev) => {
   const ch = subInput.value.trim();
   if (!ch) {
     subInput.focus();
-    return say(subStatus, "Enter a channel name.", "error");
+    return formStatus(subStatus, "Enter a channel name.", "error");
   }
-  say(subStatus, `Subscribing to ${ch}…`);
+  formStatus(subStatus, `Subscribing to ${ch}…`);
   try {
     await hub.subscribe(ch);
-    say(subStatus, `Subscribed to ${ch}.`, "ok");
+    formStatus(subStatus, `Subscribed to ${ch}.`, "ok");
     subInput.value = "";
     if (!$("#pub-channel").value) $("#pub-channel").value = ch;
   } catch (err) {
-    say(subStatus, words(err, ch), "error");
+    formStatus(subStatus, words(err, ch), "error");
   }
   renderChips();
 });
@@ -157,9 +152,9 @@ subForm.addEventListener("submit", async (ev) => {
 async function unsubscribe(ch) {
   try {
     await hub.unsubscribe(ch);
-    say(subStatus, `Unsubscribed from ${ch}.`, "ok");
+    formStatus(subStatus, `Unsubscribed from ${ch}.`, "ok");
   } catch (err) {
-    say(subStatus, words(err, ch), "error");
+    formStatus(subStatus, words(err, ch), "error");
   }
   renderChips();
 }
@@ -172,7 +167,7 @@ pubForm.addEventListener("submit", async (ev) => {
   const raw = $("#pub-data").value;
   if (!ch) {
     $("#pub-channel").focus();
-    return say(pubStatus, "Enter a channel name.", "error");
+    return formStatus(pubStatus, "Enter a channel name.", "error");
   }
   let data;
   try {
@@ -180,11 +175,11 @@ pubForm.addEventListener("submit", async (ev) => {
   } catch {
     data = raw;
   }
-  say(pubStatus, "Publishing…");
+  formStatus(pubStatus, "Publishing…");
   try {
     await hub.publish(ch, data);
-    say(pubStatus, `Published to ${ch}.`, "ok");
+    formStatus(pubStatus, `Published to ${ch}.`, "ok");
   } catch (err) {
-    say(pubStatus, words(err, ch), "error");
+    formStatus(pubStatus, words(err, ch), "error");
   }
 });

@@ -5,7 +5,7 @@
 
 import { ApiError, get, post, setCSRF } from "./api.js";
 import { SessionHub, describeClose } from "./sessionhub.js";
-import { $, h } from "./dom.js";
+import { $, h, userName } from "./dom.js";
 
 /**
  * Boots a signed-in page. Sends the visitor to /login when there is no
@@ -26,7 +26,7 @@ export async function boot() {
   }
   setCSRF(me.csrf_token);
   $("#account-email").textContent = me.user.email;
-  $("#account-name").textContent = me.user.name || me.user.email.split("@")[0];
+  $("#account-name").textContent = userName(me.user);
   $("#account-initial").textContent = (me.user.name || me.user.email).trim().charAt(0).toUpperCase();
 
   const current = location.pathname === "/devices" ? "/" : location.pathname;
