@@ -9,8 +9,9 @@ import { $, h, userName } from "./dom.js";
 
 /**
  * Boots a signed-in page. Sends the visitor to /login when there is no
- * session. Resolves with {user, session, hub, isAdmin}; `isAdmin` is a
- * promise (the probe of GET /admin/stats).
+ * session. Resolves with {user, session, hub, isAdmin, leave}; `isAdmin` is
+ * a promise (the probe of GET /admin/stats), `leave()` closes the socket
+ * before the page sends the visitor away.
  */
 export async function boot() {
   let me;
@@ -45,7 +46,13 @@ export async function boot() {
   });
 
   const hub = new SessionHub({ csrfToken: me.csrf_token });
+  // leave closes the socket on purpose: its terminal close is then no news
+  // to show as "session ended".
   let leaving = false;
+  const leave = () => {
+    leaving = true;
+    hub.close();
+  };
   hub.addEventListener("state", (e) => {
     paintPill(e.detail);
     if (e.detail.state === "closed" && e.detail.terminal && !leaving) sessionEnded(e.detail);
@@ -55,10 +62,7 @@ export async function boot() {
   // cache) instead of leaving the server to find out: the admin's socket
   // counts stay true, and the user's cluster-wide socket limit is not spent
   // on dead pages. A page restored from the back/forward cache reconnects.
-  addEventListener("pagehide", () => {
-    leaving = true;
-    hub.close();
-  });
+  addEventListener("pagehide", leave);
   addEventListener("pageshow", (e) => {
     if (e.persisted && !document.body.classList.contains("ended")) {
       leaving = false;
@@ -67,8 +71,7 @@ export async function boot() {
   });
 
   $("#logout").addEventListener("click", async () => {
-    leaving = true;
-    hub.close();
+    leave();
     try {
       await post("/auth/logout");
     } catch {
@@ -77,7 +80,7 @@ export async function boot() {
     location.assign("/login");
   });
   document.body.classList.add("ready");
-  return { user: me.user, session: me.session, hub, isAdmin, leave: () => { leaving = true; hub.close(); } };
+  return { user: me.user, session: me.session, hub, isAdmin, leave };
 }
 
 /** Sends the visitor to log in, coming back here afterwards. */
