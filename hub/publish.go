@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"mime"
 	"net/http"
 )
 
@@ -28,18 +31,9 @@ func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_token", "invalid or expired token")
 		return
 	}
-	var body struct {
-		Channel *string         `json:"channel"`
-		Data    json.RawMessage `json:"data"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPublishBody))
-	if err := dec.Decode(&body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body over 64 KiB")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_request", "body must be {channel, data}")
+	var body publishBody
+	if status, code, msg := decodePublish(w, r, &body); status != 0 {
+		writeError(w, status, code, msg)
 		return
 	}
 	if body.Channel == nil || !validChannel(*body.Channel) || len(body.Data) == 0 {
@@ -67,4 +61,40 @@ func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write([]byte(`{"status":"accepted"}` + "\n"))
+}
+
+// publishBody is the body of POST /api/publish.
+type publishBody struct {
+	Channel *string         `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// decodePublish reads the body as every JSON route of the server does
+// (README): application/json only (415), at most 64 KiB (413), one JSON
+// object with no unknown field and nothing after it (400). It returns
+// status 0 when dst was filled.
+func decodePublish(w http.ResponseWriter, r *http.Request, dst *publishBody) (status int, code, msg string) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json"
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublishBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, "too_large", "body over 64 KiB"
+		}
+		return http.StatusBadRequest, "bad_request", "could not read the request body"
+	}
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return http.StatusBadRequest, "bad_request", "body must be {channel, data}"
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return http.StatusBadRequest, "bad_request", "body must be {channel, data}"
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return http.StatusBadRequest, "bad_request", "trailing data after the JSON object"
+	}
+	return 0, "", ""
 }
