@@ -13,8 +13,10 @@ import (
 const maxPublishBody = 64 << 10
 
 // HandlePublish handles POST /api/publish {channel, data} for workers: a
-// bearer JWT with a pub: grant matching the channel gets 202 once Redis has
-// taken the message for every node; no grant is 403 forbidden.
+// bearer JWT of a live session with a pub: grant matching the channel gets
+// 202 once Redis has taken the message for every node. Refusals come in
+// this order: 401 (no token, a bad one, or its session ended), then the
+// body (415, 413, 400), then 403 forbidden without the grant.
 func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -31,6 +33,16 @@ func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_token", "invalid or expired token")
 		return
 	}
+	// A dead session is 401 before anything else is judged, as on every
+	// route (API.md: no valid session → 401 first).
+	switch h.alive(r.Context(), id.SessionID) {
+	case errUnavailable:
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "session store unavailable")
+		return
+	case errDead:
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
+		return
+	}
 	var body publishBody
 	if status, code, msg := decodePublish(w, r, &body); status != 0 {
 		writeError(w, status, code, msg)
@@ -42,14 +54,6 @@ func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	if !grants(id.Scopes, "pub:", *body.Channel) {
 		writeError(w, http.StatusForbidden, "forbidden", "no pub grant for this channel")
-		return
-	}
-	switch h.alive(r.Context(), id.SessionID) {
-	case errUnavailable:
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "session store unavailable")
-		return
-	case errDead:
-		writeError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
 		return
 	}
 	if err := h.publish(r.Context(), *body.Channel, body.Data, fromOf(id)); err != nil {

@@ -65,3 +65,22 @@ func TestPublishBodyIsStrictJSON(t *testing.T) {
 	m := sub.read()
 	require.Equal(t, map[string]any{"type": "message", "channel": "room:1", "data": "ok", "from": "service:pusher"}, m)
 }
+
+// TestPublishDeadSessionIs401First: a token whose session has ended is 401
+// whatever else is wrong with the request (no grant, a bad body), as a
+// dead session is 401 before any other check everywhere else.
+func TestPublishDeadSessionIs401First(t *testing.T) {
+	t.Parallel()
+	n, auth := redisNode(t, nil)
+	tok := auth.token("u1", "S1", "pub:room:*")
+	status, code := publishReq(t, n, tok, "application/json", `{"channel":"secret:1","data":1}`)
+	require.Equal(t, http.StatusForbidden, status)
+	require.Equal(t, "forbidden", code)
+
+	auth.set("S1", SessionRevoked)
+	for _, body := range []string{`{"channel":"room:1","data":1}`, `{"channel":"secret:1","data":1}`, `{"channel":`} {
+		status, code := publishReq(t, n, tok, "application/json", body)
+		require.Equal(t, http.StatusUnauthorized, status, body)
+		require.Equal(t, "invalid_token", code, body)
+	}
+}
