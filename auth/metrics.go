@@ -2,6 +2,8 @@ package auth
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessionhub/sessionhub/sessions"
 )
 
 // metrics are the auth surface's Prometheus series (names from API.md).
@@ -42,6 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests refused with 429, by limit.",
 		}, []string{"limit"}),
 	}
+	m.initSeries()
 	if reg == nil {
 		return m, nil
 	}
@@ -52,4 +55,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// initSeries creates every series of the API.md metrics at zero, so a
+// fresh node's /metrics already lists each name (a labelled counter is
+// otherwise absent until its first increment, and a dashboard or alert on
+// it sees no data rather than 0).
+func (m *metrics) initSeries() {
+	for _, method := range []string{"signup", "password", googleProvider, "service"} {
+		m.sessionsCreated.WithLabelValues(method)
+	}
+	for _, r := range []sessions.Reason{sessions.ReasonLogout, sessions.ReasonLogoutAll, sessions.ReasonRevoked,
+		sessions.ReasonPasswordChange, sessions.ReasonAdmin, sessions.ReasonRefreshReuse, sessions.ReasonExpired} {
+		m.sessionsRevoked.WithLabelValues(string(r))
+	}
+	for _, method := range []string{"password", googleProvider} {
+		for _, result := range []string{"success", "failure", "throttled"} {
+			m.logins.WithLabelValues(method, result)
+		}
+	}
+	m.logins.WithLabelValues("refresh", "success")
+	m.logins.WithLabelValues("refresh", "failure")
+	m.tokensIssued.WithLabelValues("access")
+	m.tokensIssued.WithLabelValues("refresh")
 }
