@@ -250,10 +250,16 @@ func (h *Hub) refuse(w http.ResponseWriter, status int, code, msg, result string
 	writeError(w, status, code, msg)
 }
 
+// writeError answers with API.md's error body. A 503 (draining, or a store
+// that did not answer) is short-lived and says so with Retry-After, as the
+// auth routes' 503s do.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
 	hd.Set("Cache-Control", "no-store")
+	if status == http.StatusServiceUnavailable {
+		hd.Set("Retry-After", "1")
+	}
 	w.WriteHeader(status)
 	b := appendString([]byte(`{"error":`), code)
 	b = append(b, `,"message":`...)

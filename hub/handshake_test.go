@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,30 @@ func TestHandshakeNotAnUpgrade(t *testing.T) {
 		require.Equal(t, before+1, counterWith(n, "sessionhub_hub_connects_total", "result", resultBadRequest), tc.name)
 	}
 	require.Zero(t, n.h.Connections())
+}
+
+// Every 503 of the hub (a draining node's handshake, a store that did not
+// answer) tells the client when to come back, as the auth routes' do
+// (README: 503 unavailable comes with Retry-After).
+func TestUnavailableCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
+	n, auth := redisNode(t, nil)
+	require.NoError(t, n.h.Shutdown(context.Background()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, n.wsURL(), &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + auth.token("u1", "S1")}},
+	})
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+
+	rec := httptest.NewRecorder()
+	writeError(rec, http.StatusServiceUnavailable, "unavailable", "the message could not be published")
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	rec = httptest.NewRecorder()
+	writeError(rec, http.StatusForbidden, "forbidden", "no")
+	require.Empty(t, rec.Header().Get("Retry-After"))
 }
