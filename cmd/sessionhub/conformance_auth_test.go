@@ -28,6 +28,7 @@ func confAuthChecks() []confCheck {
 		{name: "logout", fn: confLogout},
 		{name: "logout-all", fn: confLogoutAll},
 		{name: "csrf-order", fn: confCSRFOrder},
+		{name: "cors", fn: confCORS},
 		{name: "request-limits", fn: confRequestLimits},
 		{name: "ratelimit-ip", fn: confRateLimitIP},
 		{name: "ratelimit-account", fn: confRateLimitAccount},
@@ -321,6 +322,48 @@ func confCSRFOrder(t *testing.T, c *confClient) {
 		http.StatusForbidden, "origin")
 	// The session survived all of that.
 	require.Equal(t, http.StatusOK, c.do("GET", "/session", nil, withCookie(a.cookie)).code)
+}
+
+// confCORS: the allowed origins may call the API from the browser, which
+// takes a preflight (JSON bodies, X-CSRF-Token) and, for the page to read
+// the answer, Access-Control-Allow-Origin naming it with credentials.
+func confCORS(t *testing.T, c *confClient) {
+	a := c.user("cors")
+	pre := func(origin, method string) *confResp {
+		return c.do("OPTIONS", "/session/token", nil, withHeader("Origin", origin),
+			withHeader("Access-Control-Request-Method", method),
+			withHeader("Access-Control-Request-Headers", "content-type,x-csrf-token"))
+	}
+	for _, m := range []string{"POST", "DELETE"} {
+		r := pre(confOrigin, m)
+		require.Equal(t, http.StatusNoContent, r.code, "preflight of %s: %s", m, r)
+		require.Equal(t, confOrigin, r.hdr.Get("Access-Control-Allow-Origin"), "%s", r)
+		require.Equal(t, "true", r.hdr.Get("Access-Control-Allow-Credentials"), "%s", r)
+		require.Contains(t, r.hdr.Get("Access-Control-Allow-Methods"), m, "%s", r)
+		allowed := strings.ToLower(r.hdr.Get("Access-Control-Allow-Headers"))
+		for _, h := range []string{"content-type", "x-csrf-token", "x-client", "authorization"} {
+			require.Contains(t, allowed, h, "%s", r)
+		}
+	}
+	// The answers themselves, errors included, are readable by the page.
+	for _, r := range []*confResp{
+		c.do("POST", "/session/token", nil, as(a), withHeader("Origin", confOrigin)),
+		c.do("GET", "/session", nil, withCookie(a.cookie), withHeader("Origin", confOrigin)),
+		c.do("POST", "/session/token", nil, withCookie(a.cookie), withHeader("Origin", confOrigin)),
+	} {
+		require.Equal(t, confOrigin, r.hdr.Get("Access-Control-Allow-Origin"), "%s", r)
+		require.Equal(t, "true", r.hdr.Get("Access-Control-Allow-Credentials"), "%s", r)
+		require.Contains(t, r.hdr.Values("Vary"), "Origin", "%s", r)
+	}
+	// Another origin: its preflight is refused and nothing is opened to it.
+	r := pre(confEvilOrigin, "POST")
+	c.requireError(r, http.StatusForbidden, "origin")
+	require.Empty(t, r.hdr.Get("Access-Control-Allow-Origin"))
+	r = c.do("GET", "/session", nil, withCookie(a.cookie), withHeader("Origin", confEvilOrigin))
+	require.Equal(t, http.StatusOK, r.code, "%s", r)
+	require.Empty(t, r.hdr.Get("Access-Control-Allow-Origin"), "%s", r)
+	require.Empty(t, r.hdr.Get("Access-Control-Allow-Credentials"), "%s", r)
+	c.requireError(c.do("POST", "/session/token", nil, as(a), withHeader("Origin", confEvilOrigin)), http.StatusForbidden, "origin")
 }
 
 func confRequestLimits(t *testing.T, c *confClient) {

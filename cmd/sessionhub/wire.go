@@ -97,7 +97,7 @@ func wire(cfg *Config, b *backends, log *slog.Logger, reg *prometheus.Registry) 
 		return nil, err
 	}
 	r := chi.NewRouter()
-	r.Use(requestID, hm.observe(log), limitHeaders, limitBody)
+	r.Use(requestID, hm.observe(log), limitHeaders, withCORS(cfg.AllowedOrigins), limitBody)
 	addRoutes(r, routes{
 		health:   b.store,
 		draining: &a.draining,
