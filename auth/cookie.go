@@ -32,7 +32,12 @@ func cookieToken(r *http.Request) string {
 // (min of idle and absolute); with tok empty it clears (Max-Age=0). It
 // replaces any session cookie already on w, so a response never carries
 // two, and marks the response no-store.
-func (s *Server) writeCookie(w http.ResponseWriter, tok string, sess *sessions.Session, now time.Time) {
+//
+// What remains is counted from sess.LastSeenAt, the instant its expiry was
+// set (created or slid), not from a later reading of the clock: a fresh or
+// just-slid session has the whole idle TTL left, and a second reading a few
+// microseconds on would round Max-Age down to TTL-1 (43199 for 12 h).
+func (s *Server) writeCookie(w http.ResponseWriter, tok string, sess *sessions.Session) {
 	c := &http.Cookie{
 		Name:        CookieName,
 		Value:       tok,
@@ -44,7 +49,7 @@ func (s *Server) writeCookie(w http.ResponseWriter, tok string, sess *sessions.S
 		MaxAge:      -1, // written as Max-Age=0
 	}
 	if tok != "" && sess != nil {
-		if secs := int(sess.MaxAge(now) / time.Second); secs > 0 {
+		if secs := int(sess.MaxAge(sess.LastSeenAt) / time.Second); secs > 0 {
 			c.MaxAge = secs
 		} else {
 			c.Value = ""
@@ -68,6 +73,6 @@ func (s *Server) writeCookie(w http.ResponseWriter, tok string, sess *sessions.S
 // clearCookie ends the cookie and asks the browser to drop every cookie of
 // this origin (logout).
 func (s *Server) clearCookie(w http.ResponseWriter) {
-	s.writeCookie(w, "", nil, time.Time{})
+	s.writeCookie(w, "", nil)
 	w.Header().Set("Clear-Site-Data", `"cookies"`)
 }

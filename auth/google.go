@@ -248,7 +248,7 @@ func (s *Server) googleSignIn(w http.ResponseWriter, r *http.Request, cl *google
 	s.metrics.logins.WithLabelValues(googleProvider, "success").Inc()
 	s.audit(ctx, AuditEvent{Type: EventLoginSucceeded, UserID: u.ID, SessionID: sess.ID, IP: o.ip, UserAgent: o.ua,
 		Detail: map[string]any{"method": googleProvider, "result": "success", "kind": string(sessions.KindBrowser)}})
-	s.writeCookie(w, tok.String(), sess, s.store.Config().Now())
+	s.writeCookie(w, tok.String(), sess)
 	http.Redirect(w, r, googleDoneURL, http.StatusFound)
 }
 

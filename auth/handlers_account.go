@@ -92,7 +92,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.seen.put(u)
-	s.writeCookie(w, tok.String(), sess, s.store.Config().Now())
+	s.writeCookie(w, tok.String(), sess)
 	writeJSON(w, http.StatusCreated, accountResponse{User: viewUser(u), Session: viewSession(sess, sess.ID), CSRFToken: sess.CSRFToken})
 }
 
@@ -229,7 +229,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Detail: map[string]any{"method": "password", "result": "success", "kind": string(kind)}})
 	s.seen.put(u)
 	if !mobile {
-		s.writeCookie(w, tok.String(), sess, s.store.Config().Now())
+		s.writeCookie(w, tok.String(), sess)
 		writeJSON(w, http.StatusOK, accountResponse{User: viewUser(u), Session: viewSession(sess, sess.ID), CSRFToken: sess.CSRFToken})
 		return
 	}

@@ -78,7 +78,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			return
 		}
 		if c.viaCookie() {
-			s.writeCookie(w, c.token, c.sess, s.store.Config().Now())
+			s.writeCookie(w, c.token, c.sess)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})
@@ -106,7 +106,7 @@ func (s *Server) withMutation(next http.Handler) http.Handler {
 			return
 		}
 		if c.viaCookie() {
-			s.writeCookie(w, c.token, c.sess, s.store.Config().Now())
+			s.writeCookie(w, c.token, c.sess)
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	})

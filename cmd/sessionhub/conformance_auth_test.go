@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
@@ -55,9 +56,11 @@ func confSignup(t *testing.T, c *confClient) {
 	require.NotEmpty(t, m["csrf_token"])
 
 	ck, maxAge := c.requireSessionCookie(r)
-	// Max-Age = min(remaining idle TTL 12h, remaining absolute 168h).
-	require.LessOrEqual(t, maxAge, 12*3600)
-	require.Greater(t, maxAge, 12*3600-120)
+	// Max-Age = min(remaining idle TTL 12h, remaining absolute 168h): all
+	// 12 h of a new session, to the second, as its expires_at says.
+	require.Equal(t, 12*3600, maxAge)
+	require.Equal(t, requireTime(t, s["expires_at"], "expires_at"),
+		requireTime(t, s["last_seen_at"], "last_seen_at").Add(time.Duration(maxAge)*time.Second))
 	require.True(t, strings.HasPrefix(ck.Value, str(s["id"])+"."), "the cookie is <session id>.<secret>")
 	secret := strings.SplitN(ck.Value, ".", 2)[1]
 	require.NotContains(t, string(r.body), secret, "the secret never appears in a body")
