@@ -80,10 +80,15 @@ func (s *Server) CreateServiceSession(ctx context.Context, email, service string
 	}
 	svc := *u
 	svc.Scopes = clean
-	_, tok, err := s.newSession(ctx, &svc, sessions.KindService, service, "service", cliOrigin)
+	sess, tok, err := s.newSession(ctx, &svc, sessions.KindService, service, "service", cliOrigin)
 	if err != nil {
 		return "", err
 	}
+	// Creating it is how a worker logs in: API.md's logins report has a
+	// service method, counted from this event.
+	s.metrics.logins.WithLabelValues("service", "success").Inc()
+	s.audit(ctx, AuditEvent{Type: EventLoginSucceeded, UserID: u.ID, SessionID: sess.ID, IP: cliOrigin.ip, UserAgent: cliOrigin.ua,
+		Detail: map[string]any{"method": "service", "result": "success", "kind": string(sessions.KindService)}})
 	return tok.String(), nil
 }
 

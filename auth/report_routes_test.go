@@ -121,6 +121,7 @@ func TestReportRoutesCountRealTraffic(t *testing.T) {
 		{"password", "failure"}: 1,
 		{"refresh", "success"}:  2,
 		{"refresh", "failure"}:  2, // the reuse, the unknown token
+		{"service", "success"}:  1, // the worker's session: a service's login
 	}, logins)
 
 	created := sum("/admin/reports/sessions", func(m map[string]any) key { return key{m["kind"].(string), ""} }, "created")
