@@ -76,7 +76,7 @@ func (c *conn) enqueue(frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if c.queued+len(frame) > c.h.cfg.SendQueueBytes {
+	if c.overflows(len(frame)) {
 		c.mu.Unlock()
 		c.closeWith(DisconnectSlowConsumer, 0)
 		return false
@@ -92,6 +92,14 @@ func (c *conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// overflows reports whether queueing n more bytes makes the socket a slow
+// consumer. A socket with nothing queued takes any one frame: the largest
+// message's frame is a little over 64 KiB (the smallest SendQueueBytes)
+// and, alone, is not a client falling behind. c.mu is held.
+func (c *conn) overflows(n int) bool {
+	return c.queued > 0 && c.queued+n > c.h.cfg.SendQueueBytes
+}
+
 // offer is enqueue for a broadcast pass: a socket with nothing queued or
 // being written gets frame written at once, from the calling goroutine,
 // with one non-blocking write (writeInline); what the kernel does not take
@@ -104,7 +112,7 @@ func (c *conn) offer(frame []byte) bool {
 		c.mu.Unlock()
 		return c.enqueue(frame) // busy: behind what is queued (or refused)
 	}
-	if c.queued+len(frame) > c.h.cfg.SendQueueBytes {
+	if c.overflows(len(frame)) {
 		c.mu.Unlock()
 		return c.enqueue(frame) // closes it as a slow consumer, as ever
 	}

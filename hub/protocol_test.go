@@ -193,6 +193,26 @@ func TestSlowConsumerIsClosed4008(t *testing.T) {
 	require.Equal(t, "message", fast.read()["type"])
 }
 
+// TestLargestMessageIsNotSlowConsumer: with the smallest send queue
+// (64 KiB, the largest client message), a socket with nothing queued still
+// gets the largest message, whose frame is a little longer than 64 KiB
+// (envelope, channel, from): overflowing means frames piling up.
+func TestLargestMessageIsNotSlowConsumer(t *testing.T) {
+	t.Parallel()
+	n, auth := redisNode(t, func(c *Config) { c.SendQueueBytes = 64 << 10 })
+	sub := dial(t, n, auth.token("u1", "S1", "sub:room:*"))
+	require.Equal(t, "ack", sub.request(map[string]any{"type": "subscribe", "channel": "room:1", "id": 1})["type"])
+	pub := dial(t, n, auth.token("u2", "S2", "pub:room:*"))
+	head := `{"type":"publish","channel":"room:1","id":"big","data":"`
+	msg := head + strings.Repeat("d", maxMessage-len(head)-2) + `"}`
+	require.Len(t, msg, maxMessage)
+	require.NoError(t, pub.c.Write(context.Background(), websocket.MessageText, []byte(msg)))
+	require.Equal(t, "ack", pub.read()["type"])
+	m := sub.read()
+	require.Equal(t, "message", m["type"])
+	require.Len(t, m["data"], maxMessage-len(head)-2)
+}
+
 func TestDrainClosesWith1001(t *testing.T) {
 	t.Parallel()
 	n, auth := redisNode(t, func(c *Config) { c.Drain = 200 * time.Millisecond })
