@@ -45,7 +45,9 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeAccount(w, http.StatusOK, &accountResponse{User: view, Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken})
+	if err := writeAccount(w, http.StatusOK, &accountResponse{User: view, Session: viewSession(c.sess, c.sess.ID), CSRFToken: c.sess.CSRFToken}); err != nil {
+		s.writeError(w, r, err) // logged; a 500 rather than a 200 with no body
+	}
 }
 
 // handleListSessions serves GET /sessions: the caller's live sessions

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -13,10 +14,18 @@ import (
 
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// writeAccount is writeJSON for an accountResponse.
-func writeAccount(w http.ResponseWriter, status int, v *accountResponse) {
+// writeAccount is writeJSON for an accountResponse. When v cannot be
+// encoded (a time encoding/json refuses) it writes nothing and returns the
+// error, so that the caller answers an error instead of a 200 whose body
+// is empty or cut short.
+func writeAccount(w http.ResponseWriter, status int, v *accountResponse) error {
 	bp := jsonBufs.Get().(*[]byte)
-	b := v.appendJSON((*bp)[:0])
+	b, err := v.appendJSON((*bp)[:0])
+	if err != nil {
+		*bp = b[:0]
+		jsonBufs.Put(bp)
+		return fmt.Errorf("auth: encode account: %w", err)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -25,12 +34,21 @@ func writeAccount(w http.ResponseWriter, status int, v *accountResponse) {
 	_, _ = w.Write(b)
 	*bp = b
 	jsonBufs.Put(bp)
+	return nil
 }
 
 // appendJSON appends v as json.NewEncoder(w).Encode(v) writes it,
-// trailing newline included.
-func (v *accountResponse) appendJSON(b []byte) []byte {
+// trailing newline included, and fails where Encode fails (a time
+// time.Time.MarshalJSON refuses).
+func (v *accountResponse) appendJSON(b []byte) ([]byte, error) {
 	u, s := &v.User, &v.Session
+	for _, t := range [...]time.Time{u.CreatedAt, s.CreatedAt, s.LastSeenAt, s.ExpiresAt} {
+		if !plainJSONTime(t) {
+			if _, err := t.MarshalJSON(); err != nil {
+				return b, err
+			}
+		}
+	}
 	b = append(b, `{"user":{"id":`...)
 	b = appendJSONString(b, u.ID)
 	b = append(b, `,"email":`...)
@@ -63,7 +81,7 @@ func (v *accountResponse) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `},"csrf_token":`...)
 	b = appendJSONString(b, v.CSRFToken)
-	return append(b, "}\n"...)
+	return append(b, "}\n"...), nil
 }
 
 // appendJSONString appends s quoted as encoding/json does (HTML-safe):
@@ -80,11 +98,21 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// plainJSONTime reports whether time.Time.MarshalJSON surely writes t as
+// AppendFormat(RFC3339Nano) does: a four-digit year and a zone offset
+// under 24 hours (it refuses the others).
+func plainJSONTime(t time.Time) bool {
+	_, off := t.Zone()
+	y := t.Year()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
+}
+
 // appendJSONTime appends t as time.Time.MarshalJSON does (RFC 3339 with
-// nanoseconds); a year MarshalJSON refuses goes through json.Marshal.
+// nanoseconds). appendJSON has checked that MarshalJSON accepts t; a time
+// outside plainJSONTime goes through MarshalJSON itself.
 func appendJSONTime(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
-		q, _ := json.Marshal(t)
+	if !plainJSONTime(t) {
+		q, _ := t.MarshalJSON()
 		return append(b, q...)
 	}
 	b = append(b, '"')
