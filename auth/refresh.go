@@ -69,20 +69,10 @@ func newRefreshToken() refreshToken {
 func parseRefreshToken(s string) (refreshToken, bool) {
 	id, secret, ok := strings.Cut(s, ".")
 	if !ok || !sessions.ValidID(id) || len(secret) != refreshSecretLen ||
-		!strings.HasPrefix(secret, RefreshPrefix) || !isBase64URL(secret[len(RefreshPrefix):]) {
+		!strings.HasPrefix(secret, RefreshPrefix) || !sessions.IsBase64URL(secret[len(RefreshPrefix):]) {
 		return refreshToken{}, false
 	}
 	return refreshToken{id: id, secret: secret}, true
-}
-
-func isBase64URL(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // refreshRecord is one stored refresh token. It never holds a secret:

@@ -369,3 +369,16 @@ func FuzzRefreshParse(f *testing.F) {
 		require.NoError(t, err)
 	})
 }
+
+// TestRefreshParseAlphabet: a refresh token's secret is checked against
+// base64url's alphabet, byte by byte, as sessions checks its own tokens.
+func TestRefreshParseAlphabet(t *testing.T) {
+	t.Parallel()
+	good := newRefreshToken().String()
+	at := len(good) - 1 // the secret's last byte
+	for c := range 256 {
+		tok := good[:at] + string([]byte{byte(c)})
+		_, ok := parseRefreshToken(tok)
+		require.Equal(t, sessions.IsBase64URL(string([]byte{byte(c)})), ok, "byte %#x", c)
+	}
+}

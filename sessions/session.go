@@ -81,7 +81,7 @@ func HashSecret(secret string) []byte {
 func ParseToken(s string) (Token, error) {
 	id, secret, ok := strings.Cut(s, ".")
 	if !ok || !ValidID(id) || len(secret) != secretLen ||
-		!strings.HasPrefix(secret, SecretPrefix) || !isB64(secret[len(SecretPrefix):]) {
+		!strings.HasPrefix(secret, SecretPrefix) || !IsBase64URL(secret[len(SecretPrefix):]) {
 		return Token{}, ErrInvalidToken
 	}
 	return Token{ID: id, Secret: secret}, nil
@@ -89,9 +89,12 @@ func ParseToken(s string) (Token, error) {
 
 // ValidID reports whether id has the shape of a session id, so that a
 // malformed id in a URL is refused before any lookup.
-func ValidID(id string) bool { return len(id) == idLen && isB64(id) }
+func ValidID(id string) bool { return len(id) == idLen && IsBase64URL(id) }
 
-func isB64(s string) bool {
+// IsBase64URL reports whether s holds only bytes of unpadded base64url
+// (RFC 4648 §5), the alphabet of every random id and secret sessionhub
+// makes (RandomString); auth checks its refresh tokens with it too.
+func IsBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !b64URL[s[i]] {
 			return false
