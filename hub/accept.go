@@ -215,7 +215,7 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, hasOrigin boo
 		}
 		return id, true
 	}
-	id, err := h.deps.Verifier.Verify(token)
+	id, err := h.deps.Verifier.Verify(r.Context(), token)
 	if err != nil || id.UserID == "" || id.SessionID == "" {
 		h.refuse(w, http.StatusUnauthorized, "invalid_token", "invalid or expired token", resultInvalidToken)
 		return Identity{}, false

@@ -26,9 +26,10 @@ type Identity struct {
 }
 
 // Verifier checks a socket/worker JWT. cmd adapts auth.Tokens to it. Any
-// error means 401.
+// error means 401. ctx is the request's: cmd's adapter leaves the verified
+// session id there for the access log.
 type Verifier interface {
-	Verify(token string) (Identity, error)
+	Verify(ctx context.Context, token string) (Identity, error)
 }
 
 // SessionState is a session's liveness as the hub needs it.

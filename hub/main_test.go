@@ -83,7 +83,7 @@ func (f *fakeAuth) set(session string, st SessionState) {
 	f.mu.Unlock()
 }
 
-func (f *fakeAuth) Verify(tok string) (Identity, error) {
+func (f *fakeAuth) Verify(_ context.Context, tok string) (Identity, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id, ok := f.tokens[tok]

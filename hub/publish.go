@@ -28,7 +28,7 @@ func (h *Hub) HandlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
 		return
 	}
-	id, err := h.deps.Verifier.Verify(token)
+	id, err := h.deps.Verifier.Verify(r.Context(), token)
 	if err != nil || id.SessionID == "" {
 		writeError(w, http.StatusUnauthorized, "invalid_token", "invalid or expired token")
 		return

@@ -148,12 +148,19 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 
 // observe writes one access log line per request and records its duration
 // by route pattern. It logs the route pattern, never the raw path or query
-// string, and only the public id of a presented session.
+// string, and only a session's public id: the one a bearer JWT proved once
+// verified (GET /ws, POST /api/publish), else the one presented in the
+// cookie or a Session authorization.
 func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w}
+			var verified *verifiedSession
+			if mayCarryJWT(r) {
+				verified = &verifiedSession{}
+				r = r.WithContext(context.WithValue(r.Context(), verifiedSessionKey{}, verified))
+			}
 			next.ServeHTTP(rec, r)
 			d := time.Since(start)
 			status := rec.result()
@@ -173,7 +180,11 @@ func (m *httpMetrics) observe(log *slog.Logger) func(http.Handler) http.Handler 
 				slog.Int("bytes", rec.bytes),
 				slog.String("request_id", middleware.GetReqID(r.Context())),
 			}
-			if id := presentedSessionID(r); id != "" {
+			id := presentedSessionID(r)
+			if verified != nil && verified.id != "" {
+				id = verified.id
+			}
+			if id != "" {
 				attrs = append(attrs, slog.String("session_id", id))
 			}
 			log.LogAttrs(r.Context(), level, "http request", attrs...)
@@ -251,6 +262,32 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "OTHER"
+}
+
+// verifiedSession is where the JWT verifier (hubVerifier) leaves the
+// session id of a token it accepted, for the request's access log line. It
+// is written and read on the request's goroutine: the hub verifies before
+// its handler returns.
+type verifiedSession struct{ id string }
+
+type verifiedSessionKey struct{}
+
+// noteVerifiedSession records id, the sid of a verified JWT, for the
+// access log line of the request whose context is ctx.
+func noteVerifiedSession(ctx context.Context, id string) {
+	if v, ok := ctx.Value(verifiedSessionKey{}).(*verifiedSession); ok {
+		v.id = id
+	}
+}
+
+// mayCarryJWT reports whether r may carry a bearer JWT (an Authorization
+// other than Session, or a WebSocket subprotocol): only those requests pay
+// for the slot noteVerifiedSession fills.
+func mayCarryJWT(r *http.Request) bool {
+	if a := r.Header.Get("Authorization"); a != "" && !strings.HasPrefix(a, "Session ") {
+		return true
+	}
+	return r.Header.Get("Sec-WebSocket-Protocol") != ""
 }
 
 // presentedSessionID returns the public id of the session token the request

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sessionhub/sessionhub/sessions"
 )
 
 // accessRecord is one JSON access-log line of httpMetrics.observe.
@@ -87,4 +94,85 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		return out
 	}
 	require.Equal(t, sortLines(j.expected), sortLines(got))
+}
+
+// TestAccessLogNamesVerifiedJWTSession: a request authenticated by a JWT
+// (POST /api/publish, GET /ws with the token in the header or the
+// subprotocol) logs the session id the token proved once verified; a
+// forged token (another sid under the real signature), a garbage one or a
+// token in another scheme logs none, and no line holds a token.
+func TestAccessLogNamesVerifiedJWTSession(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	cookie, csrf := s.signup("jwtlog@example.com")
+	sid := publicID(cookie.Value)
+	resp := s.post("/session/token", cookie, csrf)
+	var tok struct{ Token string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// The forgery claims another session under the real signature.
+	other := sessions.NewToken().ID
+	parts := strings.Split(tok.Token, ".")
+	require.Len(t, parts, 3)
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	require.Contains(t, string(payload), `"sid":"`+sid+`"`)
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(
+		[]byte(strings.Replace(string(payload), sid, other, 1))) + "." + parts[2]
+
+	publish := func(reqID, authz string) int {
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/api/publish", strings.NewReader(`{"channel":"room:a","data":1}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", authz)
+		req.Header.Set("X-Request-Id", reqID)
+		resp, err := s.client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// No pub grant: 403, but only after the token was verified.
+	require.Equal(t, http.StatusForbidden, publish("pub-valid", "Bearer "+tok.Token))
+	require.Equal(t, http.StatusUnauthorized, publish("pub-forged", "Bearer "+forged))
+	require.Equal(t, http.StatusUnauthorized, publish("pub-garbage", "Bearer "+sid+".x.y"))
+	require.Equal(t, http.StatusUnauthorized, publish("pub-scheme", "Token "+tok.Token))
+
+	dial := func(reqID string, opts websocket.DialOptions) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		opts.HTTPClient = s.client
+		if opts.HTTPHeader == nil {
+			opts.HTTPHeader = http.Header{}
+		}
+		opts.HTTPHeader.Set("X-Request-Id", reqID)
+		ws, hresp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/ws", &opts)
+		if hresp != nil && hresp.Body != nil {
+			hresp.Body.Close()
+		}
+		if err == nil {
+			ws.CloseNow()
+		}
+	}
+	dial("ws-header", websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok.Token}}})
+	dial("ws-subprotocol", websocket.DialOptions{Subprotocols: []string{"sessionhub.v1", "bearer." + tok.Token}})
+	dial("ws-forged", websocket.DialOptions{Subprotocols: []string{"sessionhub.v1", "bearer." + forged}})
+
+	for reqID, want := range map[string]string{
+		"pub-valid": "status=403 ", "ws-header": "status=101 ", "ws-subprotocol": "status=101 ",
+	} {
+		line := s.waitLogLine("request_id=" + reqID)
+		require.NotEmpty(t, line, s.logs.String())
+		require.Contains(t, line, want)
+		require.True(t, strings.HasSuffix(line, " session_id="+sid), "%s: %s", reqID, line)
+	}
+	for _, reqID := range []string{"pub-forged", "pub-garbage", "pub-scheme", "ws-forged"} {
+		line := s.waitLogLine("request_id=" + reqID)
+		require.NotEmpty(t, line, s.logs.String())
+		require.Contains(t, line, "status=401 ")
+		require.NotContains(t, line, "session_id=", "%s: %s", reqID, line)
+	}
+	logs := s.logs.String()
+	require.NotContains(t, logs, other, "the forged sid")
+	require.NotContains(t, logs, parts[2], "a token's signature")
 }

@@ -209,7 +209,7 @@ func runJourney(t *testing.T, s *server, workerToken string, mobile bool) *journ
 	resp = j.call(http.MethodPost, "/api/publish", `{"channel":"user:`+j.userID+`","data":{"n":1}}`,
 		http.Header{"Authorization": {"Bearer " + wtok.Token}}, nil)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
-	j.expect("/api/publish", http.StatusAccepted, "")
+	j.expect("/api/publish", http.StatusAccepted, publicID(workerToken)) // the verified JWT's session
 	_, msg, err = ws.Read(ctx)
 	require.NoError(t, err)
 	require.Contains(t, string(msg), `"type":"message"`)
@@ -223,7 +223,7 @@ func runJourney(t *testing.T, s *server, workerToken string, mobile bool) *journ
 	require.Equal(t, websocket.StatusCode(4001), closeCode(t, ws))
 	// The handshake's line: its handler returns once the socket is handed
 	// to the hub (before the close, but counted only here for clarity).
-	j.expect("/ws", http.StatusSwitchingProtocols, "")
+	j.expect("/ws", http.StatusSwitchingProtocols, login.Session.ID)
 
 	j.randPath = "zz" + strings.ToLower(sessions.RandomString(10))
 	resp = j.call(http.MethodGet, "/"+j.randPath+"/"+j.randPath, "", nil, nil)

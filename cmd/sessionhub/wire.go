@@ -184,14 +184,17 @@ func loadKeys(cfg *Config, log *slog.Logger) (*auth.KeySet, error) {
 	return keys, nil
 }
 
-// hubVerifier adapts auth.Tokens to hub.Verifier.
+// hubVerifier adapts auth.Tokens to hub.Verifier. A token it accepts
+// names its session in the request's access log line; one it refuses
+// names none.
 type hubVerifier struct{ tokens *auth.Tokens }
 
-func (v hubVerifier) Verify(token string) (hub.Identity, error) {
+func (v hubVerifier) Verify(ctx context.Context, token string) (hub.Identity, error) {
 	c, err := v.tokens.Verify(token)
 	if err != nil {
 		return hub.Identity{}, err
 	}
+	noteVerifiedSession(ctx, c.SessionID)
 	return hub.Identity{UserID: c.UserID, SessionID: c.SessionID, Scopes: c.Scopes, Service: c.Service}, nil
 }
 
