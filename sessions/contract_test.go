@@ -151,10 +151,15 @@ func runContract(t *testing.T, setup setupFunc) {
 		_, err := b.store.Authenticate(ctx, busyTok.String())
 		require.NoError(t, err)
 		b.clock.Advance(2 * time.Hour) // idle expired an hour ago, busy lives 10 h more
+		var told []*sessions.Session   // what OnExpire was handed (the audit log's feed)
+		b.store.OnExpire(func(_ context.Context, expired []*sessions.Session) { told = append(told, expired...) })
 
 		n, err := b.store.ExpireDue(ctx)
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
+		require.Len(t, told, 1)
+		require.Equal(t, idle.ID, told[0].ID)
+		require.True(t, idle.ExpiresAt.Equal(told[0].RevokedAt), "RevokedAt is the expiry, got %v", told[0].RevokedAt)
 		row := b.durableRow(t, idle.ID)
 		require.Equal(t, sessions.ReasonExpired, row.RevokeReason)
 		require.True(t, idle.ExpiresAt.Equal(row.RevokedAt), "revoked at its expiry, got %v", row.RevokedAt)
@@ -168,6 +173,7 @@ func runContract(t *testing.T, setup setupFunc) {
 		n, err = b.store.ExpireDue(ctx)
 		require.NoError(t, err)
 		require.Zero(t, n, "each expiry is recorded once")
+		require.Len(t, told, 1, "and handed to OnExpire once")
 		_, err = b.store.Authenticate(ctx, busyTok.String())
 		require.NoError(t, err)
 	})

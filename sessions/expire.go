@@ -13,7 +13,8 @@ const expireBatch = 500
 // their idle or absolute expiry: revoked_at is set to the moment they
 // expired, with reason "expired", and an EventSession with ReasonExpired is
 // published so hubs close their sockets with 4003 at once instead of at
-// their next sweep. Without it an expired session would simply stop
+// their next sweep, and the marked sessions go to the OnExpire function
+// (auth's audit log). Without it an expired session would simply stop
 // validating and never appear in the revocation reports.
 //
 // The durable expiry lags the hot one by up to SyncInterval (write-behind),
@@ -72,5 +73,23 @@ func (s *Store) ExpireDue(ctx context.Context) (int, error) {
 		}
 	}
 	s.afterRevokeAll(ctx, ps)
+	if fn := s.onExpire.Load(); fn != nil && len(marked) > 0 {
+		(*fn)(ctx, marked)
+	}
 	return len(marked), nil
+}
+
+// OnExpire sets fn to be called after each expiry pass with the sessions
+// that pass marked expired (RevokedAt is the moment each expired). Each
+// expired session is handed to fn once in the whole cluster: only the
+// pass whose conditional UPDATE marked it sees it. fn runs on the pass's
+// goroutine (the Run loop), after the revocations were announced; a
+// second call replaces fn, nil removes it. auth records the audit rows
+// with it.
+func (s *Store) OnExpire(fn func(ctx context.Context, expired []*Session)) {
+	if fn == nil {
+		s.onExpire.Store(nil)
+		return
+	}
+	s.onExpire.Store(&fn)
 }

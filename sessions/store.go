@@ -77,6 +77,8 @@ type Store struct {
 	pendMu  sync.Mutex
 	pending []pendingRevocation
 	revokes revokeGroup
+	// onExpire is told the sessions each expiry pass marks (OnExpire).
+	onExpire atomic.Pointer[func(context.Context, []*Session)]
 
 	unknown, restored, hotFail, durableQ atomic.Uint64
 }
