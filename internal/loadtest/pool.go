@@ -42,6 +42,9 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	if cfg.PerProcess <= 0 {
 		cfg.PerProcess = 15000
 	}
+	if err := checkPerProcess(cfg.PerProcess, cfg.Sockets); err != nil {
+		return nil, err
+	}
 	p := &Pool{onClose: cfg.OnClose}
 	n := max(1, (cfg.Sockets+cfg.PerProcess-1)/cfg.PerProcess)
 	if n > 1 && cfg.WorkerCmd == nil {

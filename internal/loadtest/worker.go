@@ -201,7 +201,7 @@ func (w *workerState) open(ctx context.Context, dl *net.Dialer, cn Conn) (time.D
 	defer cancel()
 	ws, err := dialWS(dctx, dl, cn.URL, []string{"sessionhub.v1", "bearer." + cn.Token})
 	if err != nil {
-		return 0, fmt.Errorf("dial: %w", err)
+		return 0, fmt.Errorf("dial: %w", explainDial(err))
 	}
 	// Setup reads are bounded like the dial; the reader then has no deadline.
 	dlt, _ := dctx.Deadline()
