@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -91,7 +92,30 @@ func (t *redisTarget) client() redis.UniversalClient {
 	return redis.NewClient(t.single)
 }
 
-func pgxConfig(v string) (*pgxpool.Config, error) { return pgxpool.ParseConfig(v) }
+// pgxConfig parses DATABASE_URL. The pool holds poolMaxConns connections
+// unless the URL sets pool_max_conns (pgxpool reads its pool_* parameters
+// from the URL, as it does pool_min_conns and pool_max_conn_lifetime).
+func pgxConfig(v string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(v)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(v, "pool_max_conns") {
+		cfg.MaxConns = poolMaxConns(runtime.GOMAXPROCS(0))
+	}
+	return cfg, nil
+}
+
+// poolMaxConns is the default size of the Postgres pool: 8 connections for
+// the work that may hold one whatever the traffic (the audit writer's
+// group commit, the revocation group commit, the write-behind and expiry
+// loop, a batched audit of a logout-all or an expiry pass, the readiness
+// probe, an admin report; two to spare) plus 2 per core for requests (the GOMAXPROCS logins the argon2 slots let through at once,
+// each a user read then a session insert, and as many other requests'
+// reads). pgxpool's own default, max(4, NumCPU), is 4 on a 2-core node:
+// the background writers alone could hold all of it while requests wait
+// out their 3 s store timeout and answer 503.
+func poolMaxConns(procs int) int32 { return int32(8 + 2*procs) }
 
 // connectTimeout bounds the start-up connection checks, so that a server
 // pointed at an unreachable database says so instead of hanging.
