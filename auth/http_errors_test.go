@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,44 @@ import (
 
 	"github.com/sessionhub/sessionhub/sessions"
 )
+
+// hungPool is a pool on a server that accepts connections and never
+// answers: Postgres hangs (a network partition, a frozen host), which
+// unlike a refused connection costs whatever time the caller allows.
+func hungPool(t testing.TB) *pgxpool.Pool {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	pool, err := pgxpool.New(context.Background(), "postgres://root@"+ln.Addr().String()+"/test?sslmode=disable")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		pool.Close()
+	})
+	return pool
+}
 
 // deadPool is a pool on a port nothing listens on: Postgres is down.
 func deadPool(t testing.TB) *pgxpool.Pool {

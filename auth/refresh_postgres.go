@@ -52,7 +52,10 @@ func refreshDBError(op string, err error) error {
 }
 
 // inTx runs fn in one transaction. fn's own error comes back as is; a
-// failure to begin or commit is the database's.
+// failure to begin or commit is the database's. Its callers bound it by
+// pgTimeout, so that a hung Postgres answers 503 within API.md's 5 s; a
+// commit cut by the deadline may still have landed, which the grace window
+// absorbs (the client's retry of the same token gets the same successor).
 func (p *refreshPostgres) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	var fnErr error
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -66,6 +69,8 @@ func (p *refreshPostgres) inTx(ctx context.Context, fn func(pgx.Tx) error) error
 }
 
 func (p *refreshPostgres) issue(ctx context.Context, r refreshRecord) error {
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
 	return p.inTx(ctx, func(tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, sqlRefreshLockSession, r.sessionID).Scan(&one)
@@ -90,6 +95,8 @@ func (p *refreshPostgres) issue(ctx context.Context, r refreshRecord) error {
 }
 
 func (p *refreshPostgres) rotate(ctx context.Context, id string, decide func(cur, succ *refreshRecord) (*rotation, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
 	return p.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := scanRefresh(tx.QueryRow(ctx, sqlRefreshLock, id))
 		if errors.Is(err, pgx.ErrNoRows) {

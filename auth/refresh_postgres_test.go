@@ -92,6 +92,28 @@ func TestRefreshPostgresUnavailable(t *testing.T) {
 	require.ErrorIs(t, err, sessions.ErrUnavailable)
 }
 
+// TestRefreshPostgresHung: a Postgres that accepts and never answers is
+// 503 within API.md's 5 s for a refresh (and a mobile login's issue), not
+// a request held as long as the client waits.
+func TestRefreshPostgresHung(t *testing.T) {
+	t.Parallel()
+	r, err := NewRefresher(RefreshConfig{}, NewRefreshPostgres(hungPool(t)))
+	require.NoError(t, err)
+	for name, op := range map[string]func() error{
+		"rotate": func() error { _, _, err := r.Rotate(context.Background(), newRefreshToken().String()); return err },
+		"issue":  func() error { _, err := r.Issue(context.Background(), sessions.RandomString(16)); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- op() }()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, sessions.ErrUnavailable, name)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s on a hung Postgres took over 5 s", name)
+		}
+	}
+}
+
 // TestRefreshSecretsNeverStored is SECURITY.md items 1–2 for refresh
 // tokens: after issue, rotations and a grace retry, no text, bytea or
 // jsonb column of any table holds a raw secret (nor its base64 body);
