@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,11 @@ type adminReports struct {
 	fail func(w http.ResponseWriter, r *http.Request, err error)
 }
 
+// reportTimeout bounds one audit-log or report query: on their indexes
+// they take milliseconds (TestReportsQueryPlan), and a hung Postgres must
+// get 503 within API.md's 5 s rather than hold the request.
+const reportTimeout = 4 * time.Second
+
 // errReportsNeedPostgres is the memory-mode answer of every report route.
 var errReportsNeedPostgres = &apiError{http.StatusNotImplemented, "not_implemented",
 	"the audit log and reports need Postgres (set DATABASE_URL); this server runs in memory mode"}
@@ -59,7 +65,9 @@ func (a *adminReports) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	var page *EventsPage
 	if a.db != nil {
-		page, err = queryEvents(r.Context(), a.db, f)
+		ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
+		defer cancel()
+		page, err = queryEvents(ctx, a.db, f)
 	} else {
 		page = pageMemoryEvents(a.mem.Events(), f)
 	}
@@ -137,7 +145,9 @@ func (a *adminReports) handleLoginsReport(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	rows, err := queryLoginsReport(r.Context(), a.db, rg)
+	ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
+	defer cancel()
+	rows, err := queryLoginsReport(ctx, a.db, rg)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -158,7 +168,9 @@ func (a *adminReports) handleSessionsReport(w http.ResponseWriter, r *http.Reque
 	if !ok {
 		return
 	}
-	rows, err := querySessionsReport(r.Context(), a.db, rg)
+	ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
+	defer cancel()
+	rows, err := querySessionsReport(ctx, a.db, rg)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -180,7 +192,9 @@ func (a *adminReports) handleRevocationsReport(w http.ResponseWriter, r *http.Re
 	if !ok {
 		return
 	}
-	rows, err := queryRevocationsReport(r.Context(), a.db, rg)
+	ctx, cancel := context.WithTimeout(r.Context(), reportTimeout)
+	defer cancel()
+	rows, err := queryRevocationsReport(ctx, a.db, rg)
 	if err != nil {
 		a.fail(w, r, err)
 		return

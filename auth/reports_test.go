@@ -359,6 +359,33 @@ func TestReportRevocations(t *testing.T) {
 		"2026-03-04T00:00:00Z,refresh_reuse,1\n", rec.Body.String())
 }
 
+// TestReportsPostgresHung: on a Postgres that accepts and never answers,
+// the audit log and every report answer 503 unavailable within API.md's
+// 5 s instead of holding the request as long as the client waits.
+func TestReportsPostgresHung(t *testing.T) {
+	t.Parallel()
+	rep := newTestAdminReports(hungPool(t), time.Now())
+	for name, h := range map[string]http.HandlerFunc{
+		"events":      rep.handleEvents,
+		"logins":      rep.handleLoginsReport,
+		"sessions":    rep.handleSessionsReport,
+		"revocations": rep.handleRevocationsReport,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			done := make(chan *httptest.ResponseRecorder, 1)
+			go func() { done <- get(t, h, "", "") }()
+			select {
+			case rec := <-done:
+				require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+				require.Contains(t, rec.Body.String(), `"error":"unavailable"`)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s on a hung Postgres took over 5 s", name)
+			}
+		})
+	}
+}
+
 // TestReportRangeErrors needs no database: every case is refused before
 // the query.
 func TestReportRangeErrors(t *testing.T) {
