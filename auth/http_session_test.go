@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -355,13 +356,23 @@ func TestCookieSession(t *testing.T) {
 	u := b.signup(t, hEmail("ws"))
 	r, err := http.NewRequest("GET", "/ws", nil)
 	require.NoError(t, err)
-	_, err = b.srv.CookieSession(r)
+	w := httptest.NewRecorder()
+	_, err = b.srv.CookieSession(w, r)
 	require.Error(t, err)
+	require.Empty(t, w.Header().Values("Set-Cookie"))
 	r.Header.Set("Cookie", CookieName+"="+u.token)
-	s, err := b.srv.CookieSession(r)
+	s, err := b.srv.CookieSession(w, r)
 	require.NoError(t, err)
 	require.Equal(t, u.sessID, s.ID)
+	// The cookie is re-sent with a fresh Max-Age (it slid).
+	set := w.Result().Cookies()
+	require.Len(t, set, 1)
+	require.Equal(t, CookieName, set[0].Name)
+	require.Equal(t, u.token, set[0].Value)
+	require.Positive(t, set[0].MaxAge)
 	require.Equal(t, http.StatusNoContent, u.do(t, "POST", "/auth/logout", nil).status)
-	_, err = b.srv.CookieSession(r)
+	w = httptest.NewRecorder()
+	_, err = b.srv.CookieSession(w, r)
 	require.ErrorIs(t, err, sessions.ErrNotFound)
+	require.Empty(t, w.Header().Values("Set-Cookie"))
 }

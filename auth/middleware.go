@@ -138,9 +138,11 @@ func (s *Server) withAdmin(next http.Handler) http.Handler {
 }
 
 // CookieSession authenticates r by its session cookie alone (browser
-// sessions), sliding the expiry. It is what cmd adapts for the hub's
-// cookie-only WebSocket handshake; the hub checks Origin itself.
-func (s *Server) CookieSession(r *http.Request) (*sessions.Session, error) {
+// sessions), sliding the expiry, and re-sends the cookie on w with a fresh
+// Max-Age as every cookie-authenticated request does (API.md, Cookies). It
+// is what cmd adapts for the hub's cookie-only WebSocket handshake, whose
+// 101 carries the cookie; the hub checks Origin itself.
+func (s *Server) CookieSession(w http.ResponseWriter, r *http.Request) (*sessions.Session, error) {
 	raw := cookieToken(r)
 	if raw == "" {
 		return nil, errUnauthenticated
@@ -157,5 +159,6 @@ func (s *Server) CookieSession(r *http.Request) (*sessions.Session, error) {
 		s.metrics.invalidSessions.Inc()
 		return nil, sessions.ErrNotFound
 	}
+	s.writeCookie(w, raw, sess)
 	return sess, nil
 }

@@ -208,7 +208,7 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, hasOrigin boo
 			h.refuse(w, http.StatusForbidden, "origin", "a cookie-authenticated socket needs an allowed Origin", resultOrigin)
 			return Identity{}, false
 		}
-		id, err := h.deps.Sessions.FromCookie(r)
+		id, err := h.deps.Sessions.FromCookie(w, r)
 		if err != nil || id.UserID == "" || id.SessionID == "" {
 			h.refuse(w, http.StatusUnauthorized, "unauthenticated", "no live session", resultInvalidToken)
 			return Identity{}, false

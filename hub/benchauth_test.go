@@ -105,4 +105,6 @@ func (a *benchAuth) Status(ctx context.Context, ids []string) ([]SessionState, e
 	return out, nil
 }
 
-func (a *benchAuth) FromCookie(*http.Request) (Identity, error) { return Identity{}, ErrInvalidToken }
+func (a *benchAuth) FromCookie(http.ResponseWriter, *http.Request) (Identity, error) {
+	return Identity{}, ErrInvalidToken
+}

@@ -50,8 +50,10 @@ type Sessions interface {
 	// expired, in one round trip to the hot store.
 	Status(ctx context.Context, sessionIDs []string) ([]SessionState, error)
 	// FromCookie authenticates the request's session cookie (a browser
-	// relying on its cookie alone); an error means no live session.
-	FromCookie(r *http.Request) (Identity, error)
+	// relying on its cookie alone); an error means no live session. On
+	// success it may set headers on w (the cookie re-sent with a fresh
+	// Max-Age), which leave with the 101 response.
+	FromCookie(w http.ResponseWriter, r *http.Request) (Identity, error)
 }
 
 // Config tunes a Hub. Zero fields take the defaults named on each.

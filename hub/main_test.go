@@ -116,7 +116,7 @@ func (f *fakeAuth) Status(_ context.Context, ids []string) ([]SessionState, erro
 	return out, nil
 }
 
-func (f *fakeAuth) FromCookie(r *http.Request) (Identity, error) {
+func (f *fakeAuth) FromCookie(_ http.ResponseWriter, r *http.Request) (Identity, error) {
 	c, err := r.Cookie("__Host-sessionhub")
 	if err != nil {
 		return Identity{}, ErrInvalidToken

@@ -229,8 +229,8 @@ func (s *hubSessions) Status(ctx context.Context, ids []string) ([]hub.SessionSt
 // FromCookie authenticates a cookie-only socket handshake through auth
 // (browser sessions only, sliding the session and counting a refused
 // token like any cookie-authenticated request).
-func (s *hubSessions) FromCookie(r *http.Request) (hub.Identity, error) {
-	sess, err := s.auth.CookieSession(r)
+func (s *hubSessions) FromCookie(w http.ResponseWriter, r *http.Request) (hub.Identity, error) {
+	sess, err := s.auth.CookieSession(w, r)
 	if err != nil {
 		return hub.Identity{}, err
 	}
