@@ -105,17 +105,30 @@ func adminCmd(ctx context.Context, cmd string, args []string, getenv func(string
 		return &usageError{err: fmt.Errorf("unknown command %q", cmd+" "+sub)}
 	}
 
-	// Flags and positional words may be interleaved: positional words are
-	// scopes (user grant, session create) or the id (session revoke).
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return &usageError{err: err, quiet: true}
+	if sub == "revoke" {
+		// session revoke takes no flag, only the id, verbatim: a session
+		// id is base64url and one in 64 begins with '-'.
+		switch {
+		case len(rest) == 2 && rest[0] == "--":
+			rest = rest[1:]
+		case len(rest) == 1 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help"):
+			fs.Usage()
+			return &usageError{err: flag.ErrHelp, quiet: true}
 		}
-		if fs.NArg() == 0 {
-			break
+		scopes = append(scopes, rest...)
+	} else {
+		// Flags and positional words may be interleaved: positional words
+		// are scopes (user grant, session create).
+		for {
+			if err := fs.Parse(rest); err != nil {
+				return &usageError{err: err, quiet: true}
+			}
+			if fs.NArg() == 0 {
+				break
+			}
+			_ = scopes.Set(fs.Arg(0))
+			rest = fs.Args()[1:]
 		}
-		_ = scopes.Set(fs.Arg(0))
-		rest = fs.Args()[1:]
 	}
 	if sub != "revoke" && *email == "" {
 		return &usageError{err: fmt.Errorf("%s %s needs --email", cmd, sub)}

@@ -141,8 +141,19 @@ func TestCLIMigrateAndUsers(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "revoked from the shell, refused by the server")
 
-	_, _, code = cli(t, env, "", "session", "revoke", tok.ID)
+	_, stderr, code = cli(t, env, "", "session", "revoke", tok.ID)
 	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "no live session")
+	// An id is base64url: one in 64 begins with '-', and is still an id.
+	for _, args := range [][]string{{"-Lur2REovGLqz73yn7y1Ng"}, {"--", "-Lur2REovGLqz73yn7y1Ng"}} {
+		_, stderr, code = cli(t, env, "", append([]string{"session", "revoke"}, args...)...)
+		require.Equal(t, 1, code, stderr)
+		require.Contains(t, stderr, `no live session "-Lur2REovGLqz73yn7y1Ng"`)
+	}
+	_, _, code = cli(t, env, "", "session", "revoke")
+	require.Equal(t, 2, code, "no id")
+	_, _, code = cli(t, env, "", "session", "revoke", "a", "b")
+	require.Equal(t, 2, code, "two ids")
 
 	stdout, stderr, code = cli(t, env, "", "user", "logout-all", "--email", "ops@example.com")
 	require.Equal(t, 0, code, stderr)
