@@ -7,9 +7,10 @@ import (
 	"github.com/sessionhub/sessionhub/sessions"
 )
 
-// auditExpired records a session_revoked event with reason "expired" for
-// each session an expiry pass marked (sessions.Store.OnExpire, which New
-// registers): API.md lists expired among the revocation reasons, and the
+// recordExpired counts the sessions an expiry pass marked (sessions.Store.
+// OnExpire, which New registers) in sessionhub_sessions_revoked_total
+// {reason="expired"} and records a session_revoked event with reason
+// "expired" for each: API.md lists expired among the revocation reasons, and the
 // audit log is where an admin looks for why a session ended. The Store
 // hands each expired session to exactly one pass in the cluster, so each
 // gets one row; the pass's sessions are written in one round trip.
@@ -19,7 +20,8 @@ import (
 // from login and refresh events only. At is when the expiry was recorded;
 // detail.expired_at is when the session actually expired (up to the
 // write-behind interval and one pass earlier).
-func (s *Server) auditExpired(ctx context.Context, expired []*sessions.Session) {
+func (s *Server) recordExpired(ctx context.Context, expired []*sessions.Session) {
+	s.metrics.sessionsRevoked.WithLabelValues(string(sessions.ReasonExpired)).Add(float64(len(expired)))
 	events := make([]AuditEvent, len(expired))
 	for i, x := range expired {
 		events[i] = AuditEvent{Type: EventSessionRevoked, UserID: x.UserID, SessionID: x.ID,

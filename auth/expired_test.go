@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sessionhub/sessionhub/internal/testenv"
@@ -43,7 +44,7 @@ func TestExpiryAudited(t *testing.T) {
 		return store, srv
 	}
 	storeA, srvA := node()
-	storeB, _ := node()
+	storeB, srvB := node()
 
 	u, err := srvA.CreateUser(ctx, hEmail("expiry"), "", "correct horse battery", nil)
 	require.NoError(t, err)
@@ -66,6 +67,11 @@ func TestExpiryAudited(t *testing.T) {
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
 	require.Equal(t, 3, marked[0]+marked[1], "each session marked by one pass")
+	counted := func(srv *Server) float64 {
+		return testutil.ToFloat64(srv.metrics.sessionsRevoked.WithLabelValues("expired"))
+	}
+	require.EqualValues(t, marked[0], counted(srvA), "each node counts the sessions it marked")
+	require.EqualValues(t, marked[1], counted(srvB))
 
 	b := &hBundle{pool: pool}
 	requireRows := func() {

@@ -235,7 +235,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.google, err = newGoogle(cfg.Google, deps.Redis, deps.RedisPrefix, cfg.Now, s); err != nil {
 		return nil, err
 	}
-	s.store.OnExpire(s.auditExpired)
+	s.store.OnExpire(s.recordExpired)
 	return s, nil
 }
 
