@@ -10,8 +10,9 @@
 // Shutdown (the drain) before the process exits. Ready reports false from the
 // first moment of a drain, for /readyz.
 //
-// The package imports no other sessionhub package: it declares what it
-// consumes (Verifier, Sessions) and cmd adapts auth and sessions to them.
+// The package imports no other sessionhub package but internal/groupcommit:
+// it declares what it consumes (Verifier, Sessions) and cmd adapts auth and
+// sessions to them.
 //
 // Cost model, per idle socket: one goroutine (the reader, started after the
 // HTTP handler has returned, so net/http's per-connection buffers are

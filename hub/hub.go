@@ -125,7 +125,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
 		func(ctx context.Context) { _ = h.br.Run(ctx, h) },
-		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.loop, h.flush.run, h.bcast.run,
+		h.heartbeatLoop, h.sweepLoop, h.presenceLoop, h.sessions.group.Run, h.flush.run, h.bcast.run,
 	}
 	for _, f := range loops {
 		wg.Add(1)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // ledgerBatch caps the adds of one round trip: a connect storm's queue is
@@ -19,15 +22,14 @@ const ledgerBatch = 256
 // one: one EVALSHA for all the adds, the ZREMs pipelined beside it. Under a
 // connect storm a socket's share of the Redis cost is a small fraction of a
 // round trip, and a close costs no round trip of its own (it is not waited
-// for). Until loop runs (and after it stops) calls go straight to Redis.
+// for). Until Run runs the adds' group (and after it stops) calls go
+// straight to Redis.
 type ledger struct {
-	b *redisBroker
+	b    *redisBroker
+	adds *groupcommit.Group[*ledgerAdd] // a nil add asks for a round for removes
 
 	mu      sync.Mutex
-	running bool
-	adds    []*ledgerAdd
-	removes []ledgerRemove
-	kick    chan struct{}
+	removes []ledgerRemove // every round takes them all, whatever its adds
 }
 
 type ledgerAdd struct {
@@ -40,27 +42,18 @@ type ledgerAdd struct {
 
 type ledgerRemove struct{ user, member string }
 
-func newLedger(b *redisBroker) *ledger { return &ledger{b: b, kick: make(chan struct{}, 1)} }
-
-func (l *ledger) wake() {
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
+func newLedger(b *redisBroker) *ledger {
+	l := &ledger{b: b}
+	l.adds = groupcommit.New(groupcommit.Config[*ledgerAdd]{Max: ledgerBatch, Owned: true, Commit: l.round})
+	return l
 }
 
 // add records member and waits for its round trip; see broker.AddSocket.
 func (l *ledger) add(ctx context.Context, user, member string, limit int) ([]string, error) {
 	a := &ledgerAdd{user: user, member: member, limit: limit, done: make(chan struct{})}
-	l.mu.Lock()
-	if !l.running {
-		l.mu.Unlock()
-		l.round(ctx, []*ledgerAdd{a}, nil)
+	if l.adds.Add(ctx, a) {
 		return a.evict, a.err
 	}
-	l.adds = append(l.adds, a)
-	l.mu.Unlock()
-	l.wake()
 	select {
 	case <-a.done:
 		return a.evict, a.err
@@ -69,64 +62,31 @@ func (l *ledger) add(ctx context.Context, user, member string, limit int) ([]str
 	}
 }
 
-// remove forgets member in a later round trip; it never waits.
+// remove forgets member in a later round trip; it never waits. The remove
+// that finds none pending asks for a round, which takes the later ones too.
 func (l *ledger) remove(ctx context.Context, user, member string) error {
-	r := ledgerRemove{user, member}
 	l.mu.Lock()
-	if !l.running {
-		l.mu.Unlock()
-		l.round(ctx, nil, []ledgerRemove{r})
-		return nil
-	}
-	l.removes = append(l.removes, r)
+	first := len(l.removes) == 0
+	l.removes = append(l.removes, ledgerRemove{user, member})
 	l.mu.Unlock()
-	l.wake()
+	if first {
+		l.adds.Add(ctx, nil)
+	}
 	return nil
 }
 
-// loop sends the queued work until ctx ends, then flushes what is left.
-func (l *ledger) loop(ctx context.Context) {
+// round is one pipelined round trip: the pending removals, then every add
+// of batch in one script run. Each add's done is closed once its result is
+// known.
+func (l *ledger) round(ctx context.Context, batch []*ledgerAdd) func() {
 	l.mu.Lock()
-	l.running = true
+	removes := l.removes
+	l.removes = nil
 	l.mu.Unlock()
-	for {
-		select {
-		case <-ctx.Done():
-		case <-l.kick:
-		}
-		stopping := ctx.Err() != nil
-		l.mu.Lock()
-		if stopping {
-			l.running = false
-		}
-		adds, removes := l.adds, l.removes
-		if len(adds) > ledgerBatch {
-			adds, l.adds = adds[:ledgerBatch:ledgerBatch], adds[ledgerBatch:]
-		} else {
-			l.adds = nil
-		}
-		l.removes = nil
-		more := len(l.adds) > 0
-		l.mu.Unlock()
-		if len(adds) > 0 || len(removes) > 0 {
-			rctx := ctx
-			if stopping {
-				rctx = context.Background() // the final flush outlives Run
-			}
-			l.round(rctx, adds, removes)
-		}
-		switch {
-		case more:
-			l.wake()
-		case stopping:
-			return
-		}
+	adds := slices.DeleteFunc(batch, func(a *ledgerAdd) bool { return a == nil })
+	if len(adds) == 0 && len(removes) == 0 {
+		return nil
 	}
-}
-
-// round is one pipelined round trip: the removals, then every add in one
-// script run. Each add's done is closed once its result is known.
-func (l *ledger) round(ctx context.Context, adds []*ledgerAdd, removes []ledgerRemove) {
 	ctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
 	defer cancel()
 	b := l.b
@@ -181,6 +141,7 @@ func (l *ledger) round(ctx context.Context, adds []*ledgerAdd, removes []ledgerR
 		}
 		close(a.done)
 	}
+	return nil
 }
 
 // addSocketLua adds, for each socket j, ARGV[2+2j] ("node|socket") to the

@@ -3,22 +3,20 @@ package hub
 import (
 	"context"
 	"sync"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // liveness batches the handshakes' session reads (group commit): the ids
 // of every handshake that arrives while a Status call is in flight go in
 // the next call, one round trip for all of them (Sessions.Status takes many
 // ids for the price of one). A lone handshake pays one round trip as
-// before; a connect storm pays a fraction of one per socket. Until loop
-// runs (and after it stops) each read is its own call.
+// before; a connect storm pays a fraction of one per socket. Until Run
+// runs its group (and after it stops) each read is its own call.
 type liveness struct {
 	status func(ctx context.Context, ids []string) ([]SessionState, error)
-
-	mu      sync.Mutex
-	running bool
-	queue   []*liveReq
-	kick    chan struct{}
-	reqs    sync.Pool
+	group  *groupcommit.Group[*liveReq]
+	reqs   sync.Pool
 }
 
 type liveReq struct {
@@ -28,7 +26,8 @@ type liveReq struct {
 }
 
 func newLiveness(status func(context.Context, []string) ([]SessionState, error)) *liveness {
-	l := &liveness{status: status, kick: make(chan struct{}, 1)}
+	l := &liveness{status: status}
+	l.group = groupcommit.New(groupcommit.Config[*liveReq]{Max: statusChunk, Owned: true, Commit: l.round})
 	l.reqs.New = func() any { return &liveReq{done: make(chan struct{}, 1)} }
 	return l
 }
@@ -37,18 +36,7 @@ func newLiveness(status func(context.Context, []string) ([]SessionState, error))
 func (l *liveness) check(ctx context.Context, sessionID string) int {
 	r := l.reqs.Get().(*liveReq)
 	r.id = sessionID
-	l.mu.Lock()
-	if !l.running {
-		l.mu.Unlock()
-		l.round(ctx, []*liveReq{r})
-	} else {
-		l.queue = append(l.queue, r)
-		l.mu.Unlock()
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
-	}
+	l.group.Add(ctx, r)
 	<-r.done // every queued request is answered, within statusTimeout
 	st := r.state
 	r.id = ""
@@ -56,49 +44,8 @@ func (l *liveness) check(ctx context.Context, sessionID string) int {
 	return st
 }
 
-func (l *liveness) loop(ctx context.Context) {
-	l.mu.Lock()
-	l.running = true
-	l.mu.Unlock()
-	var batch []*liveReq
-	for {
-		select {
-		case <-ctx.Done():
-		case <-l.kick:
-		}
-		stopping := ctx.Err() != nil
-		l.mu.Lock()
-		if stopping {
-			l.running = false
-		}
-		n := min(len(l.queue), statusChunk)
-		batch = append(batch[:0], l.queue[:n]...)
-		rest := copy(l.queue, l.queue[n:])
-		clear(l.queue[rest:])
-		l.queue = l.queue[:rest]
-		l.mu.Unlock()
-		if len(batch) > 0 {
-			rctx := ctx
-			if stopping {
-				rctx = context.Background() // answer the last ones
-			}
-			l.round(rctx, batch)
-			clear(batch)
-		}
-		switch {
-		case rest > 0:
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
-		case stopping:
-			return
-		}
-	}
-}
-
 // round reads the batch's sessions in one Status call and answers each.
-func (l *liveness) round(ctx context.Context, batch []*liveReq) {
+func (l *liveness) round(ctx context.Context, batch []*liveReq) func() {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	ids := make([]string, len(batch))
@@ -117,4 +64,5 @@ func (l *liveness) round(ctx context.Context, batch []*liveReq) {
 		}
 		r.done <- struct{}{}
 	}
+	return nil
 }

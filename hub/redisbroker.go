@@ -68,7 +68,7 @@ func (b *redisBroker) link(channel string) *psLink {
 func (b *redisBroker) Run(ctx context.Context, h brokerHandler) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); b.ledger.loop(ctx) }()
+	go func() { defer wg.Done(); b.ledger.adds.Run(ctx) }()
 	for _, l := range []*psLink{b.control, b.data} {
 		wg.Add(2)
 		go func() { defer wg.Done(); l.syncLoop(ctx) }()
