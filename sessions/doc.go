@@ -8,5 +8,5 @@
 // Store's Run loop for write-behind and retried revocation deliveries.
 //
 // It may import the standard library, go-redis and pgx, and no other project
-// package.
+// package but internal/groupcommit.
 package sessions

@@ -3,11 +3,12 @@ package sessions
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // hotBatch is the group commit of the request path's Redis work: every
@@ -22,11 +23,8 @@ import (
 // Every slide still reaches Redis (SECURITY.md 11: Redis TTL per request)
 // and the request waits for it: batching only shares the round trip.
 type hotBatch struct {
-	r *Redis
-
-	mu    sync.Mutex
-	busy  bool // a round is running or about to: new ops queue
-	queue []*hotOp
+	r     *Redis
+	group *groupcommit.Group[*hotOp]
 	ops   sync.Pool
 
 	// conn is the one connection a single-node client's rounds use, held
@@ -60,6 +58,15 @@ func newHotBatch(r *Redis) *hotBatch {
 	b := &hotBatch{r: r}
 	b.single, _ = r.rdb.(*redis.Client)
 	b.ops.New = func() any { return &hotOp{done: make(chan struct{}, 1)} }
+	// Yield: without it a round rarely waits for anything, Redis often
+	// answering before the next request runs. A member whose request gave
+	// up (Redis slow or down) is answered with its own error and not sent:
+	// a recovering Redis works only for requests still waiting.
+	b.group = groupcommit.New(groupcommit.Config[*hotOp]{
+		Max: maxBatch, Yield: true, Commit: b.round,
+		Context: func(op *hotOp) context.Context { return op.ctx },
+		Abandon: func(op *hotOp, err error) { op.err = err; op.done <- struct{}{} },
+	})
 	return b
 }
 
@@ -72,76 +79,19 @@ func (b *hotBatch) newOp(ctx context.Context) *hotOp {
 // do runs op in the next round and waits for its answer or ctx. An op
 // abandoned on ctx is answered later into its own channel and never reused.
 func (b *hotBatch) do(op *hotOp) (*Session, error) {
-	b.mu.Lock()
-	b.queue = append(b.queue, op)
-	if b.busy {
-		b.mu.Unlock()
+	if b.group.Add(op.ctx, op) {
+		<-op.done
+	} else {
 		select {
 		case <-op.done:
 		case <-op.ctx.Done():
 			return nil, op.ctx.Err()
-		}
-	} else {
-		// Idle: this request leads the round that carries it, then hands
-		// what queued meanwhile to a drainer.
-		b.busy = true
-		b.mu.Unlock()
-		b.roundOnce(nil)
-		<-op.done
-		b.mu.Lock()
-		more := len(b.queue) > 0
-		b.busy = more
-		b.mu.Unlock()
-		if more {
-			go b.drain()
 		}
 	}
 	sess, err := op.sess, op.err
 	*op = hotOp{done: op.done}
 	b.ops.Put(op)
 	return sess, err
-}
-
-// roundOnce yields first, so that every request the scheduler already has
-// ready reaches its Redis call and queues (on a busy node they are many; on
-// an idle one Gosched returns at once), then sends what is queued in one
-// round. It reports false when nothing was queued. Without the yield a
-// round rarely waits for anything: Redis often answers before the next
-// request runs, and each request would pay its own round trips.
-func (b *hotBatch) roundOnce(batch []*hotOp) ([]*hotOp, bool) {
-	runtime.Gosched()
-	b.mu.Lock()
-	n := min(len(b.queue), maxBatch)
-	batch = append(batch[:0], b.queue[:n]...)
-	rest := copy(b.queue, b.queue[n:])
-	clear(b.queue[rest:])
-	b.queue = b.queue[:rest]
-	b.mu.Unlock()
-	if n == 0 {
-		return batch, false
-	}
-	b.round(batch)
-	clear(batch)
-	return batch, true
-}
-
-// drain runs rounds until the queue is empty, then marks the batcher idle.
-func (b *hotBatch) drain() {
-	var batch []*hotOp
-	for {
-		var ran bool
-		batch, ran = b.roundOnce(batch)
-		if ran {
-			continue
-		}
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			b.busy = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-	}
 }
 
 // roundContext bounds a round by the latest deadline of its members (the
@@ -163,22 +113,7 @@ func roundContext(ops []*hotOp) (context.Context, context.CancelFunc) {
 
 // round sends every op in one pipeline (scripts by SHA, then by body for
 // the members Redis lacks the script for) and answers each op.
-func (b *hotBatch) round(ops []*hotOp) {
-	// A member whose request gave up (Redis slow or down) is answered with
-	// its own error and not sent: a recovering Redis works only for
-	// requests still waiting.
-	live := ops[:0]
-	for _, op := range ops {
-		if err := op.ctx.Err(); err != nil {
-			op.err = err
-			op.done <- struct{}{}
-			continue
-		}
-		live = append(live, op)
-	}
-	if ops = live; len(ops) == 0 {
-		return
-	}
+func (b *hotBatch) round(_ context.Context, ops []*hotOp) func() {
 	ctx, cancel := roundContext(ops)
 	defer cancel()
 	// The pipeline's error is its first failing command's: a member's
@@ -199,6 +134,7 @@ func (b *hotBatch) round(ops []*hotOp) {
 		op.cmd = nil
 		op.done <- struct{}{}
 	}
+	return nil
 }
 
 // pipelined sends ops' commands in one pipeline on the round's connection.

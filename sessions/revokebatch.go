@@ -3,8 +3,9 @@ package sessions
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // maxRevokeBatch bounds one group-committed revocation statement, so that a
@@ -28,14 +29,20 @@ type revokeCall struct {
 	err       error
 }
 
-// revokeGroup group-commits concurrent Revoke calls: while one durable
+// newRevokeGroup group-commits concurrent Revoke calls: while one durable
 // revocation statement is in flight, the calls that arrive queue, and the
 // next statement takes all of them (one UPDATE, one commit, then one hot
 // round trip for their deletes and events). A lone call waits for nobody.
-type revokeGroup struct {
-	mu    sync.Mutex
-	busy  bool // a statement is in flight; its goroutine starts the next
-	queue []*revokeCall
+// A call whose ctx ended before its statement is refused, not sent.
+func newRevokeGroup(s *Store) *groupcommit.Group[*revokeCall] {
+	return groupcommit.New(groupcommit.Config[*revokeCall]{
+		Max: maxRevokeBatch, Commit: s.commitRevocations,
+		Context: func(c *revokeCall) context.Context { return c.ctx },
+		Abandon: func(c *revokeCall, err error) {
+			c.err = fmt.Errorf("sessions: revoke: %w", err)
+			close(c.done)
+		},
+	})
 }
 
 // revokeGrouped queues c and returns its result. It never reports success
@@ -44,110 +51,65 @@ type revokeGroup struct {
 // statement is sent it waits for the outcome (bounded by DurableTimeout and
 // HotTimeout).
 func (s *Store) revokeGrouped(ctx context.Context, c *revokeCall) (*Session, error) {
-	g := &s.revokes
-	g.mu.Lock()
-	g.queue = append(g.queue, c)
-	lead := !g.busy
-	g.busy = true
-	g.mu.Unlock()
-	if lead {
-		s.commitRevocations()
-	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		if g.withdraw(c) {
-			return nil, fmt.Errorf("sessions: revoke: %w", ctx.Err())
+	if !s.revokes.Add(ctx, c) {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			if s.revokes.Withdraw(c) {
+				return nil, fmt.Errorf("sessions: revoke: %w", ctx.Err())
+			}
+			<-c.done
 		}
-		<-c.done
 	}
 	return c.sess, c.err
 }
 
-// withdraw removes c from the queue if no statement took it yet.
-func (g *revokeGroup) withdraw(c *revokeCall) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for i, q := range g.queue {
-		if q == c {
-			g.queue = append(g.queue[:i:i], g.queue[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// commitRevocations runs one group: durable first, then (with the next
-// group's statement already started) the hot deletes and the events.
-func (s *Store) commitRevocations() {
-	g := &s.revokes
-	g.mu.Lock()
-	n := min(len(g.queue), maxRevokeBatch)
-	batch := make([]*revokeCall, n)
-	copy(batch, g.queue)
-	g.queue = append(g.queue[:0:0], g.queue[n:]...)
-	g.mu.Unlock()
-
-	calls := make([]*revokeCall, 0, len(batch))
-	items := make([]RevokeItem, 0, len(batch))
-	first := make(map[string]bool, len(batch))
-	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
-			c.err = fmt.Errorf("sessions: revoke: %w", err)
-			close(c.done)
-			continue
-		}
-		calls = append(calls, c)
+// commitRevocations runs one group's durable statement and returns the
+// rest of its work: the hot deletes and the events, which run while the
+// next group's statement is already started.
+func (s *Store) commitRevocations(_ context.Context, calls []*revokeCall) (after func()) {
+	items := make([]RevokeItem, 0, len(calls))
+	first := make(map[string]bool, len(calls))
+	for _, c := range calls {
 		if !first[c.item.ID] { // the same id twice: revoked once
 			first[c.item.ID] = true
 			items = append(items, c.item)
 		}
 	}
-	var revoked []*Session
-	var err error
-	if len(items) > 0 {
-		dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DurableTimeout)
-		revoked, err = s.durable.RevokeMany(dctx, items)
-		cancel()
-	}
-
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		go s.commitRevocations()
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-
-	if err != nil {
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DurableTimeout)
+	revoked, err := s.durable.RevokeMany(dctx, items)
+	cancel()
+	return func() {
+		if err != nil {
+			for _, c := range calls {
+				c.err = fmt.Errorf("sessions: revoke: %w", err)
+				close(c.done)
+			}
+			return
+		}
+		byID := make(map[string]*Session, len(revoked))
+		for _, r := range revoked {
+			byID[r.ID] = r
+		}
+		ps := make([]pendingRevocation, 0, len(calls))
 		for _, c := range calls {
-			c.err = fmt.Errorf("sessions: revoke: %w", err)
+			sess := byID[c.item.ID]
+			if sess == nil {
+				c.err = fmt.Errorf("sessions: revoke: %w", ErrNotFound)
+				continue
+			}
+			delete(byID, c.item.ID) // a later caller with the same id finds it gone
+			c.sess = sess
+			ps = append(ps, pendingRevocation{
+				userID: sess.UserID, ids: []string{sess.ID},
+				event: Event{Kind: EventSession, SessionID: sess.ID, UserID: sess.UserID, Reason: c.item.Reason,
+					IssuedAt: c.item.At, RequestID: c.requestID},
+			})
+		}
+		s.afterRevokeAll(context.Background(), ps)
+		for _, c := range calls {
 			close(c.done)
 		}
-		return
-	}
-	byID := make(map[string]*Session, len(revoked))
-	for _, r := range revoked {
-		byID[r.ID] = r
-	}
-	ps := make([]pendingRevocation, 0, len(calls))
-	for _, c := range calls {
-		sess := byID[c.item.ID]
-		if sess == nil {
-			c.err = fmt.Errorf("sessions: revoke: %w", ErrNotFound)
-			continue
-		}
-		delete(byID, c.item.ID) // a later caller with the same id finds it gone
-		c.sess = sess
-		ps = append(ps, pendingRevocation{
-			userID: sess.UserID, ids: []string{sess.ID},
-			event: Event{Kind: EventSession, SessionID: sess.ID, UserID: sess.UserID, Reason: c.item.Reason,
-				IssuedAt: c.item.At, RequestID: c.requestID},
-		})
-	}
-	s.afterRevokeAll(context.Background(), ps)
-	for _, c := range calls {
-		close(c.done)
 	}
 }
 

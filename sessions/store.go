@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // Config tunes a Store. Zero fields take the defaults named on each.
@@ -76,7 +78,7 @@ type Store struct {
 	syncs   chan Touch
 	pendMu  sync.Mutex
 	pending []pendingRevocation
-	revokes revokeGroup
+	revokes *groupcommit.Group[*revokeCall]
 	// onExpire is told the sessions each expiry pass marks (OnExpire).
 	onExpire atomic.Pointer[func(context.Context, []*Session)]
 
@@ -103,13 +105,15 @@ func New(cfg Config, hot Hot, durable Durable, pub Publisher) (*Store, error) {
 	if cfg.MaxAge < cfg.IdleTTL {
 		return nil, fmt.Errorf("sessions: max age %s is shorter than the idle TTL %s", cfg.MaxAge, cfg.IdleTTL)
 	}
-	return &Store{
+	s := &Store{
 		cfg: cfg, hot: hot, durable: durable, pub: pub, log: cfg.Logger,
 		neg: negativeCache{m: map[string]time.Time{}},
 		// syncs is buffered so that Authenticate never waits on Postgres;
 		// 4096 pending writes is seconds of traffic for one node.
 		syncs: make(chan Touch, 4096),
-	}, nil
+	}
+	s.revokes = newRevokeGroup(s)
+	return s, nil
 }
 
 // Config returns the effective configuration.
