@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sessionhub/sessionhub/internal/groupcommit"
 )
 
 // EventType is an auth_events.type value (API.md, Admin routes).
@@ -58,11 +60,8 @@ type Auditor interface {
 // admin revocations records two events each). A lone event waits for
 // nobody.
 type pgAuditor struct {
-	pool *pgxpool.Pool
-
-	mu    sync.Mutex
-	busy  bool // a round trip is in flight; its goroutine starts the next
-	queue []*auditCall
+	pool  *pgxpool.Pool
+	group *groupcommit.Group[*auditCall]
 }
 
 // auditCall is one Record waiting for its group.
@@ -76,7 +75,11 @@ type auditCall struct {
 const maxAuditGroup = 200
 
 // NewPostgresAuditor returns an Auditor on the auth_events table.
-func NewPostgresAuditor(pool *pgxpool.Pool) Auditor { return &pgAuditor{pool: pool} }
+func NewPostgresAuditor(pool *pgxpool.Pool) Auditor {
+	a := &pgAuditor{pool: pool}
+	a.group = groupcommit.New(groupcommit.Config[*auditCall]{Max: maxAuditGroup, Commit: a.flush})
+	return a
+}
 
 // sqlInsertEvent fills a missing user id from the event's session (revoked
 // sessions included), so that an event about a session always belongs to
@@ -98,48 +101,28 @@ func (a *pgAuditor) Record(_ context.Context, e AuditEvent) error {
 		return err
 	}
 	c := &auditCall{e: e, detail: b, done: make(chan error, 1)}
-	a.mu.Lock()
-	a.queue = append(a.queue, c)
-	lead := !a.busy
-	a.busy = true
-	a.mu.Unlock()
-	if lead {
-		a.flush()
-	}
+	a.group.Add(context.Background(), c)
 	return <-c.done
 }
 
-// flush writes one group, starting the next one as soon as this one's
-// round trip is done. When Postgres refuses the group's statement (a bad
-// event), each of its events is written alone, so one bad event never
-// loses the others; an unreachable or hung Postgres fails the group at
-// once, never one pgTimeout per member in a row.
-func (a *pgAuditor) flush() {
-	a.mu.Lock()
-	n := min(len(a.queue), maxAuditGroup)
-	group := make([]*auditCall, n)
-	copy(group, a.queue)
-	a.queue = append(a.queue[:0:0], a.queue[n:]...)
-	a.mu.Unlock()
-
+// flush writes one group; its answers run with the next group's round trip
+// started. When Postgres refuses the group's statement (a bad event), each
+// of its events is written alone, so one bad event never loses the others;
+// an unreachable or hung Postgres fails the group at once, never one
+// pgTimeout per member in a row.
+func (a *pgAuditor) flush(_ context.Context, group []*auditCall) (after func()) {
 	err := a.insert(group)
-
-	a.mu.Lock()
-	if len(a.queue) > 0 {
-		go a.flush()
-	} else {
-		a.busy = false
-	}
-	a.mu.Unlock()
-	var refused *pgconn.PgError
-	if len(group) > 1 && errors.As(err, &refused) {
-		for _, c := range group {
-			c.done <- a.insert([]*auditCall{c})
+	return func() {
+		var refused *pgconn.PgError
+		if len(group) > 1 && errors.As(err, &refused) {
+			for _, c := range group {
+				c.done <- a.insert([]*auditCall{c})
+			}
+			return
 		}
-		return
-	}
-	for _, c := range group {
-		c.done <- err
+		for _, c := range group {
+			c.done <- err
+		}
 	}
 }
 

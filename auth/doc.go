@@ -9,6 +9,6 @@
 // (*Server).Routes on a chi router. The command line calls CreateUser,
 // GrantScopes, CreateServiceSession, RevokeSession and LogoutAll.
 //
-// It may import the standard library, sessions, chi, pgx, go-redis,
-// prometheus and x/crypto, and no other project package.
+// It may import the standard library, sessions, internal/groupcommit, chi,
+// pgx, go-redis, prometheus and x/crypto, and no other project package.
 package auth

@@ -517,9 +517,7 @@ func TestPostgresAuditorGroupCommit(t *testing.T) {
 	uid := newTestUUID()
 	at := ts(t, "2026-03-01T10:00:00Z")
 
-	a.mu.Lock()
-	a.busy = true // as if a round trip were in flight: Records queue
-	a.mu.Unlock()
+	release := a.group.Hold() // as if a round trip were in flight: Records queue
 	const n = 20
 	errs := make(chan error, n)
 	bad := make(chan error, 1)
@@ -535,16 +533,10 @@ func TestPostgresAuditorGroupCommit(t *testing.T) {
 			errs <- a.Record(context.Background(), e)
 		}()
 	}
-	for {
-		a.mu.Lock()
-		q := len(a.queue)
-		a.mu.Unlock()
-		if q == n {
-			break
-		}
+	for a.group.Len() != n {
 		time.Sleep(time.Millisecond)
 	}
-	a.flush() // the in-flight round trip ends: this group goes out
+	release() // the in-flight round trip ends: this group goes out
 	require.Error(t, <-bad, "the bad event fails")
 	for range n - 1 {
 		require.NoError(t, <-errs)
@@ -567,8 +559,5 @@ func TestPostgresAuditorGroupCommit(t *testing.T) {
 	require.NoError(t, pool.QueryRow(context.Background(),
 		`SELECT count(*) FROM auth_events WHERE user_id = $1::uuid`, uid).Scan(&count))
 	require.Equal(t, n-1+50, count)
-	a.mu.Lock()
-	require.False(t, a.busy)
-	require.Empty(t, a.queue)
-	a.mu.Unlock()
+	require.True(t, a.group.Idle(), "no round running, nothing queued")
 }
