@@ -11,17 +11,28 @@ import (
 // to the nodes and their metrics endpoints, the binary and its libraries.
 const fileHeadroom = 1024
 
+// headroom is what of an open-files limit of limit a client process keeps
+// for other files: fileHeadroom, or half of a limit too small for that
+// (a hard limit of 1024 is common), so that some --per-process always fits.
+func headroom(limit int) int { return min(fileHeadroom, limit/2) }
+
 // checkPerProcess refuses a --per-process the open-files limit cannot hold
 // when the run needs that many sockets in one process, before it opens
 // thousands of sockets only to fail on the last ones.
 func checkPerProcess(perProcess, sockets int) error {
-	limit := openFilesLimit()
-	if limit == 0 || min(perProcess, sockets)+fileHeadroom <= limit {
+	return checkPerProcessLimit(perProcess, sockets, openFilesLimit())
+}
+
+// checkPerProcessLimit is checkPerProcess under the open-files limit limit
+// (0: unknown or unlimited).
+func checkPerProcessLimit(perProcess, sockets, limit int) error {
+	keep := headroom(limit)
+	if limit == 0 || min(perProcess, sockets)+keep <= limit {
 		return nil
 	}
 	return fmt.Errorf("--per-process %d does not fit this machine's open-files limit of %d per process "+
 		"(RLIMIT_NOFILE, less %d for other files): use --per-process %d or less, and the bench spreads "+
-		"the sockets over that many more child processes", perProcess, limit, fileHeadroom, max(1, limit-fileHeadroom))
+		"the sockets over that many more child processes", perProcess, limit, keep, limit-keep)
 }
 
 // explainDial turns a dial error the load tool's own limits cause into one

@@ -50,9 +50,26 @@ func TestPoolRefusesPerProcessOverLimit(t *testing.T) {
 	_, err := NewPool(context.Background(), PoolConfig{Sockets: limit, PerProcess: limit})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "open-files limit of "+strconv.Itoa(limit))
-	require.Contains(t, err.Error(), "use --per-process "+strconv.Itoa(limit-fileHeadroom)+" or less")
+	require.Contains(t, err.Error(), "use --per-process "+strconv.Itoa(limit-headroom(limit))+" or less")
 
 	p, err := NewPool(context.Background(), PoolConfig{Sockets: 10, PerProcess: limit})
 	require.NoError(t, err)
 	p.Close()
+}
+
+// TestPerProcessUnderSmallLimit: under an open-files limit not much above
+// the headroom (1024 is a common hard limit), a small run is not refused,
+// and the --per-process a refusal suggests is one that fits.
+func TestPerProcessUnderSmallLimit(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int{64, 1024, 1100, 4096, 1 << 20} {
+		require.NoError(t, checkPerProcessLimit(10, 10, limit), "limit %d", limit)
+		err := checkPerProcessLimit(limit, limit, limit)
+		require.Error(t, err, "limit %d", limit)
+		fit := limit - headroom(limit)
+		require.Positive(t, fit)
+		require.Contains(t, err.Error(), "use --per-process "+strconv.Itoa(fit)+" or less")
+		require.NoError(t, checkPerProcessLimit(fit, 1<<30, limit), "the suggested value fits limit %d", limit)
+		require.Error(t, checkPerProcessLimit(fit+1, 1<<30, limit), "limit %d", limit)
+	}
 }
