@@ -84,6 +84,24 @@ func (l *ledger) round(ctx context.Context, batch []*ledgerAdd) func() {
 	l.removes = nil
 	l.mu.Unlock()
 	adds := slices.DeleteFunc(batch, func(a *ledgerAdd) bool { return a == nil })
+	if len(adds) > 0 && len(removes) > 0 {
+		// A socket whose handshake gave up on its add can close before
+		// that add leaves: the two meet here, and since the ZREMs run
+		// before the script's ZADDs the add would leave a member behind
+		// that counts against its user until the key expires. Neither is
+		// sent; nobody waits for such an add.
+		gone := make(map[ledgerRemove]bool, len(removes))
+		for _, r := range removes {
+			gone[r] = true
+		}
+		adds = slices.DeleteFunc(adds, func(a *ledgerAdd) bool {
+			if gone[ledgerRemove{a.user, a.member}] {
+				close(a.done)
+				return true
+			}
+			return false
+		})
+	}
 	if len(adds) == 0 && len(removes) == 0 {
 		return nil
 	}
