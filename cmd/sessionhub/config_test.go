@@ -103,6 +103,10 @@ var validCases = []struct {
 		require.Equal(t, []string{"http://localhost:8080", "https://app.example.com", "http://localhost:5173"}, c.AllowedOrigins,
 			"the public URL's origin is always allowed")
 	}},
+	{"SESSIONHUB_ALLOWED_ORIGINS", "https://App.example.com:443,http://x.example:80,http://y.example:8443", func(t *testing.T, c *Config) {
+		require.Equal(t, []string{"http://localhost:8080", "https://app.example.com", "http://x.example", "http://y.example:8443"}, c.AllowedOrigins,
+			"as browsers send Origin: lower case, no default port")
+	}},
 	{"SESSIONHUB_HEARTBEAT", "10s", func(t *testing.T, c *Config) { require.Equal(t, 10*time.Second, c.Heartbeat) }},
 	{"SESSIONHUB_SWEEP_INTERVAL", "5s", func(t *testing.T, c *Config) { require.Equal(t, 5*time.Second, c.SweepInterval) }},
 	{"SESSIONHUB_SEND_QUEUE", "64KiB", func(t *testing.T, c *Config) { require.Equal(t, 65536, c.SendQueue) }},

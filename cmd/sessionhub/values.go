@@ -213,7 +213,15 @@ func parseOrigin(item string) (string, error) {
 			return "", bad
 		}
 	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+	// Lower-cased and without a default port, as a browser's Origin
+	// header is: "https://App.example:443" must match "https://app.example".
+	o := strings.ToLower(u.Scheme + "://" + u.Host)
+	if u.Scheme == "https" {
+		o = strings.TrimSuffix(o, ":443")
+	} else {
+		o = strings.TrimSuffix(o, ":80")
+	}
+	return o, nil
 }
 
 // parsePublicURL reads an absolute http(s) base URL; a path is refused
