@@ -58,22 +58,21 @@ func (w *closeWatch) expect(sid string, n int) <-chan struct{} {
 }
 
 func (w *closeWatch) latencies(sid string, t0 time.Time) Durations {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var d Durations
-	for _, at := range w.closes[sid] {
-		d = append(d, at.Sub(t0))
-	}
-	return d
+	return w.since(w.closes, sid, t0)
 }
 
 // seenLatencies is latencies by when the readers saw the closes (the load
 // tool's own delay included).
 func (w *closeWatch) seenLatencies(sid string, t0 time.Time) Durations {
+	return w.since(w.seen, sid, t0)
+}
+
+// since is how long after t0 each of sid's times in byID came.
+func (w *closeWatch) since(byID map[string][]time.Time, sid string, t0 time.Time) Durations {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var d Durations
-	for _, at := range w.seen[sid] {
+	for _, at := range byID[sid] {
 		d = append(d, at.Sub(t0))
 	}
 	return d
